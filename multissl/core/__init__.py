@@ -1,0 +1,29 @@
+"""Modality-free building blocks: losses, momentum encoders, queues, distributed gathers, heads.
+
+Nothing here imports another multissl package: adapters build on ``core``, never the reverse.
+"""
+
+from multissl.core.distributed import all_gather_no_grad, gather_with_grad, rank, world_size
+from multissl.core.heads import MLP, Temperature
+from multissl.core.losses import (
+    barlow_twins,
+    chamfer_distance,
+    dcl,
+    info_nce,
+    koleo,
+    mix_hard_negatives,
+    nt_xent,
+    scaled_cosine_error,
+    sinkhorn_knopp,
+    vicreg,
+)
+from multissl.core.method import LossOutput, Method, Progress
+from multissl.core.momentum import MomentumSchedule, ema_update, momentum_copy
+from multissl.core.queue import FeatureQueue
+
+__all__ = [
+    "MLP", "FeatureQueue", "LossOutput", "Method", "MomentumSchedule", "Progress", "Temperature",
+    "all_gather_no_grad", "barlow_twins", "chamfer_distance", "dcl", "ema_update", "gather_with_grad",
+    "info_nce", "koleo", "mix_hard_negatives", "momentum_copy", "nt_xent", "rank", "scaled_cosine_error",
+    "sinkhorn_knopp", "vicreg", "world_size",
+]

@@ -1,0 +1,1 @@
+"""Tabular adapter: SCARF contrastive pre-training on feature tables (the foundation's reference task)."""
