@@ -1,0 +1,1 @@
+"""Encoders shared by several adapters (Hugging Face towers for text, code and vision-language)."""
