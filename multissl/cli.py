@@ -111,7 +111,10 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    args = parser.parse_args(argv)
+    if argv and argv[0] in ("eval", "bench"):  # NAME and everything after it belong to that command
+        args = argparse.Namespace(command=argv[0], name=argv[1] if len(argv) > 1 else None, args=argv[2:])
+    else:
+        args = parser.parse_args(argv)
     try:
         if args.command == "train":
             return cmd_train(args)

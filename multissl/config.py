@@ -47,7 +47,8 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
     for key, value in data.items():
         path = f"{where}.{key}" if where else str(key)
         if key not in fields:
-            hint = did_you_mean(str(key), fields)
+            prefix = f"{where}." if where else ""
+            hint = did_you_mean(str(key), fields).replace("'", f"'{prefix}", 1) if did_you_mean(str(key), fields) else ""
             raise RecipeError(f"Unknown recipe key '{path}'.{hint} Valid keys here: {', '.join(sorted(fields))}.")
         kwargs[key] = _convert(hints[key], value, path)
     missing = [n for n, f in fields.items() if n not in kwargs and f.default is _MISSING

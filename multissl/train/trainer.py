@@ -133,6 +133,7 @@ class Trainer:
         self.parts, self.cfg, self.run_dir = parts, cfg, Path(run_dir)
         self.recipe = recipe or {}
         self.accelerator = accelerator or Accelerator(
+            cpu=not torch.cuda.is_available(),  # lets torchrun start a multi-process CPU (gloo) run
             mixed_precision=cfg.precision,
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.find_unused_parameters)],
         )
