@@ -132,6 +132,11 @@ class Trainer:
 
         self.parts, self.cfg, self.run_dir = parts, cfg, Path(run_dir)
         self.recipe = recipe or {}
+        if accelerator is None:
+            from accelerate.state import AcceleratorState
+
+            # accelerate keeps one global state per process; a new run may use another precision
+            AcceleratorState._reset_state(reset_partial_state=False)
         self.accelerator = accelerator or Accelerator(
             cpu=not torch.cuda.is_available(),  # lets torchrun start a multi-process CPU (gloo) run
             mixed_precision=cfg.precision,

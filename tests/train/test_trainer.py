@@ -101,3 +101,9 @@ def test_select_metric_may_not_be_a_test_metric():
 
     with pytest.raises(RecipeError, match="never a test metric"):
         from_dict(TrainConfig, {"select_metric": "test/acc"}, "train")
+
+
+def test_bf16_autocast_runs_on_cpu(tmp_path):
+    cfg = TrainConfig(max_steps=3, batch_size=16, lr=0.01, progress=False, precision="bf16")
+    res = Trainer(TaskParts(Regression(), _data()), cfg, tmp_path).fit()
+    assert res["steps"] == 3
