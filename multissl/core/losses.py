@@ -35,7 +35,7 @@ def info_nce(
     false_negative_mask: torch.Tensor | None = None,
     query_ids: torch.Tensor | None = None,
     key_ids: torch.Tensor | None = None,
-    extra_key_ids: torch.Tensor | None = None,
+    extra_key_ids: torch.Tensor | list[torch.Tensor | None] | None = None,
     symmetric: bool = False,
     normalize: bool = True,
     gather: bool = False,
@@ -93,18 +93,17 @@ def info_nce(
     if false_negative_mask is not None:
         drop = false_negative_mask.bool()
     if query_ids is not None:
-        col_ids = [all_key_ids] if all_key_ids is not None else []
         if all_key_ids is None:
             raise ValueError("query_ids needs key_ids")
-        for b in blocks:
-            if extra_key_ids is None:
-                col_ids.append(torch.full(b.shape[:1] if b.dim() == 2 else b.shape[:2], -(2**62),
-                                          device=query.device, dtype=query_ids.dtype))
+        block_ids = extra_key_ids if isinstance(extra_key_ids, (list, tuple)) else [extra_key_ids] * len(blocks)
+        same = [query_ids[:, None] == all_key_ids[None, :]]
+        for b, ids in zip(blocks, block_ids, strict=True):
+            width = b.shape[0] if b.dim() == 2 else b.shape[1]
+            if ids is None or b.dim() == 3:  # no ids for this block: nothing to mask
+                same.append(torch.zeros(batch, width, dtype=torch.bool, device=logits.device))
             else:
-                col_ids.append(extra_key_ids)
-        ids = torch.cat([c if c.dim() == 1 else c for c in col_ids], dim=-1) if all(c.dim() == 1 for c in col_ids) \
-            else None
-        same = (query_ids[:, None] == ids[None, :]) if ids is not None else None
+                same.append(query_ids[:, None] == ids[None, :])
+        same = torch.cat(same, dim=1)
         drop = same if drop is None else drop | same
     if drop is not None:
         drop = drop & ~positives

@@ -190,3 +190,13 @@ def test_sinkhorn_balances_assignments():
     q = sinkhorn_knopp(scores, epsilon=0.05, iterations=50)
     assert torch.allclose(q.sum(1), torch.ones(64), atol=1e-4)
     assert torch.allclose(q.sum(0), torch.full((8,), 64 / 8), rtol=0.05)
+
+
+def test_info_nce_masks_queue_keys_of_the_same_id():
+    q, k, queue = torch.randn(3, 4), torch.randn(3, 4), torch.randn(5, 4)
+    ids, queue_ids = torch.tensor([0, 1, 2]), torch.tensor([1, 7, 7, 0, 9])
+    qn, kn, en = F.normalize(q, dim=1), F.normalize(k, dim=1), F.normalize(queue, dim=1)
+    logits = torch.cat([qn @ kn.t(), qn @ en.t()], 1) / 0.1
+    logits[0, 3 + 3] = logits[1, 3 + 0] = float("-inf")
+    got = info_nce(q, k, temperature=0.1, extra_keys=queue, query_ids=ids, key_ids=ids, extra_key_ids=queue_ids)
+    assert got.item() == pytest.approx(F.cross_entropy(logits, torch.arange(3)).item(), rel=1e-5)
