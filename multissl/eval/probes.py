@@ -21,7 +21,7 @@ def knn_predict(
     out = []
     for start in range(0, test_x.shape[0], batch_size):
         sim, idx = (test_x[start : start + batch_size] @ train_x.t()).topk(k, dim=1)
-        weights = (sim / temperature).exp()
+        weights = (sim.float() / temperature).exp()  # float even under bf16 autocast
         votes = torch.zeros(sim.shape[0], num_classes, device=sim.device)
         votes.scatter_add_(1, train_y.to(idx.device)[idx], weights)
         out.append(votes)

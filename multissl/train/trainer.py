@@ -152,7 +152,7 @@ class Trainer:
         was_training = method.training
         method.eval()
         try:
-            with torch.no_grad(), self.accelerator.autocast():
+            with torch.no_grad():  # full precision: probes and metrics must not run in bf16/fp16
                 return {k: float(v) for k, v in fn(method).items()}
         finally:
             method.train(was_training)
