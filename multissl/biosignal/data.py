@@ -23,8 +23,10 @@ from multissl.data import resolve_data_path
 from multissl.errors import DataError
 
 # de Chazal, O'Dwyer & Reilly, IEEE TBME 2004: inter-patient split (paced records 102/104/107/217 excluded).
-MITDB_DS1 = ("101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230").split()
-MITDB_DS2 = ("100 103 105 111 113 117 121 123 200 202 210 212 213 214 219 221 222 228 231 232 233 234").split()
+MITDB_DS1 = ["101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122", "124", "201", "203",
+             "205", "207", "208", "209", "215", "220", "223", "230"]
+MITDB_DS2 = ["100", "103", "105", "111", "113", "117", "121", "123", "200", "202", "210", "212", "213", "214",
+             "219", "221", "222", "228", "231", "232", "233", "234"]
 # AAMI EC57 beat classes from MIT-BIH symbols.
 AAMI = {"N": "NLRej", "S": "AaJS", "V": "VE", "F": "F", "Q": "/fQ"}
 
@@ -40,6 +42,7 @@ class Segments:
     targets: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (P,) float, NaN = missing
     target_kinds: dict[str, str] = field(default_factory=dict)  # name -> "regression" | "binary"
     segment_labels: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (N,) long
+    rows: torch.Tensor | None = None  # (N,) indices of these windows in the set they were cut from
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -50,9 +53,11 @@ class Segments:
         remap = torch.full((len(self.participants),), -1, dtype=torch.long)
         remap[keep] = torch.arange(len(keep))
         rows = remap[self.pid] >= 0
+        index = torch.nonzero(rows).flatten()
         return Segments(self.x[rows], remap[self.pid[rows]], [self.participants[i] for i in keep.tolist()], self.fs,
                         {k: v[keep] for k, v in self.targets.items()}, dict(self.target_kinds),
-                        {k: v[rows] for k, v in self.segment_labels.items()})
+                        {k: v[rows] for k, v in self.segment_labels.items()},
+                        index if self.rows is None else self.rows[index])
 
 
 def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:

@@ -128,7 +128,7 @@ def load_hf_images(name: str, split: str, image_size: int = 32, channels: int = 
         raise DataError("hf: image sets need the `datasets` package") from exc
     try:
         ds = datasets.load_dataset(name, split=split)
-    except Exception as exc:  # offline, unknown name, unknown split
+    except Exception as exc:  # noqa: BLE001 - offline, unknown name or split: one clear DataError
         raise DataError(f"Cannot load the datasets set '{name}' split '{split}': {exc}") from None
     if image_key not in ds.column_names:
         raise DataError(f"'{name}' has no column '{image_key}' (columns: {ds.column_names}); set data.image_key")
@@ -141,16 +141,30 @@ def load_hf_images(name: str, split: str, image_size: int = 32, channels: int = 
 
 def load_images(root: str, split: str, image_size: int = 32, channels: int = 3, image_key: str = "img",
                 label_key: str = "label", classes: list[str] | None = None) -> ImageSet:
-    """Dispatch on ``root``: ``hf:NAME`` for `datasets`, otherwise an image-folder tree or archive."""
+    """Dispatch on ``root``: ``hf:NAME`` for `datasets`, otherwise an image-folder tree or archive.
+
+    Decoded sets are cached in the process (keyed by path, modification time and options), so several
+    runs in one process (tests, sweeps) decode once; the returned tensors must not be modified in place.
+    """
     if root.startswith("hf:"):
         return load_hf_images(root[3:], split, image_size, channels, image_key, label_key)
-    return load_image_folder(root, split, image_size, channels, classes)
+    p = resolve_data_path(root, "image data root")
+    key = (str(p.resolve()), p.stat().st_mtime, split, image_size, channels, tuple(classes or ()))
+    if key not in _CACHE:
+        if len(_CACHE) >= 4:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = load_image_folder(str(p), split, image_size, channels, classes)
+    hit = _CACHE[key]
+    return ImageSet(hit.images, hit.labels, list(hit.classes))
+
+
+_CACHE: dict[tuple, ImageSet] = {}
 
 
 def val_split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(bank, val) indices: a seeded random ``fraction`` of the training set held out for validation."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    k = int(round(fraction * n))
+    k = round(fraction * n)
     return perm[k:].sort().values, perm[:k].sort().values
 
 

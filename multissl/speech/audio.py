@@ -23,7 +23,7 @@ def load_audio(source: str | Path | bytes, sample_rate: int | None = None) -> to
     try:
         handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source)
         data, sr = sf.read(handle, dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError if hasattr(sf, "LibsndfileError") else RuntimeError) as exc:
+    except (RuntimeError, TypeError) as exc:  # soundfile's LibsndfileError is a RuntimeError
         name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
         raise DataError(f"Cannot decode audio {name}: {exc}. Supported: wav, flac, ogg (libsndfile).") from None
     wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))

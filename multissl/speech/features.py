@@ -52,11 +52,11 @@ class FbankConfig:
 
     @property
     def win(self) -> int:
-        return int(round(self.sample_rate * self.frame_ms / 1000))
+        return round(self.sample_rate * self.frame_ms / 1000)
 
     @property
     def hop(self) -> int:
-        return int(round(self.sample_rate * self.hop_ms / 1000))
+        return round(self.sample_rate * self.hop_ms / 1000)
 
     @property
     def fft(self) -> int:

@@ -1,0 +1,1 @@
+"""Graph adapter: GraphMAE node representations (PyG GAT) and XSimGCL / LightGCN recommendation."""

@@ -1,0 +1,209 @@
+"""Recipe kinds of the graph adapter: ``graph.graphmae`` (node representations, linear probe) and
+``graph.xsimgcl`` (XSimGCL / LightGCN recommendation, full-ranking Recall@K / NDCG@K)."""
+
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from multissl.config import param
+from multissl.eval import linear_probe
+from multissl.tasks import Task, TaskParts
+
+# ---------------------------------------------------------------------------------------------
+# GraphMAE
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GraphData:
+    path: str = param("planetoid", "Planetoid folder (ind.<name>.*), a .pt PyG Data file, or an edges+features folder")
+    name: str | None = param("cora", "Planetoid prefix (cora, citeseer, pubmed); None = the only one in the folder")
+    row_normalize: bool = param(True, "row-normalise the features (GraphMAE / DGL Cora)")
+    fractions: tuple[float, float, float] = param((0.1, 0.1, 0.8), "train/val/test split when the file has no masks")
+    split_seed: int = param(0, "seed of that random split")
+
+
+@dataclass
+class GATParams:
+    hidden: int = param(512, "encoder width, heads concatenated (GraphMAE Cora: 512)")
+    heads: int = param(4, "attention heads of the encoder (Cora: 4)")
+    out_heads: int = param(1, "heads of the decoder's layer (GraphMAE: 1)")
+    num_layers: int = param(2, "encoder GAT layers (Cora: 2)")
+    in_drop: float = param(0.2, "dropout on every layer's input (Cora: 0.2)")
+    attn_drop: float = param(0.1, "attention dropout (Cora: 0.1)")
+    negative_slope: float = param(0.2, "LeakyReLU slope inside attention")
+    init: Literal["official", "pyg"] = param("official", "GAT weights: GraphMAE's xavier-normal (ReLU gain) or PyG's glorot")
+
+
+@dataclass
+class GraphMAEParams:
+    mask_rate: float = param(0.5, "fraction of nodes masked per step (Cora: 0.5)")
+    replace_rate: float = param(0.05, "fraction of the masked nodes given random nodes' features (Cora: 0.05)")
+    alpha: float = param(3.0, "exponent of the scaled cosine error (Cora: 3)")
+
+
+@dataclass
+class NodeProbeParams:
+    epochs: int = param(300, "linear-probe epochs (GraphMAE: 300)")
+    lr: float = param(0.01, "linear-probe Adam lr (Cora: 0.01)")
+    weight_decay: float = param(1e-4, "linear-probe weight decay (Cora: 1e-4)")
+    random_init_floor: bool = param(True, "also probe the frozen random-init encoder (the floor) at the end")
+
+
+@dataclass
+class GraphMAEConfig:
+    data: GraphData = param(GraphData(), "the graph")
+    model: GATParams = param(GATParams(), "GAT encoder / decoder")
+    method: GraphMAEParams = param(GraphMAEParams(), "masking and loss")
+    eval: NodeProbeParams = param(NodeProbeParams(), "linear probe on frozen node embeddings")
+
+
+@contextmanager
+def initial_weights(method, initial: dict):
+    """Temporarily load the starting (random-init) weights into ``method`` (for the baselines)."""
+    current = {k: v.detach().clone() for k, v in method.state_dict().items()}
+    method.load_state_dict({k: v.to(current[k].device) for k, v in initial.items()})
+    try:
+        yield method
+    finally:
+        method.load_state_dict(current)
+
+
+def probe_nodes(method, graph, cfg: NodeProbeParams, seed: int) -> dict[str, float]:
+    """GraphMAE's linear probe: one Linear on frozen embeddings, Adam, full batch on the train mask;
+    test accuracy at the best validation epoch and at the last epoch."""
+    z = method.embed().float().cpu()
+    y = graph.y
+    tr, va, te = graph.train_mask, graph.val_mask, graph.test_mask
+    r = linear_probe(z[tr], y[tr], z[te], y[te], z[va], y[va], optimizer="adam", epochs=cfg.epochs, lr=cfg.lr,
+                     weight_decay=cfg.weight_decay, standardize=False, seed=seed)
+    return {"val_acc": r.best_val, "test_acc": r.best_val_test, "test_acc_last": r.last_test}
+
+
+class GraphMAETask(Task):
+    config_class = GraphMAEConfig
+    description = "GraphMAE masked graph autoencoder on one graph (node classification probe)"
+
+    def build(self, recipe) -> TaskParts:
+        from multissl.graph.data import WholeGraph, load_node_graph, preprocess
+        from multissl.graph.methods import GraphMAE
+
+        cfg: GraphMAEConfig = recipe.config
+        d, m = cfg.data, cfg.model
+        graph = preprocess(load_node_graph(d.path, d.name, d.fractions, d.split_seed), d.row_normalize)
+        method = GraphMAE(graph.x, graph.edge_index, m.hidden, m.heads, m.out_heads, m.num_layers, m.in_drop,
+                          m.attn_drop, m.negative_slope, cfg.method.mask_rate, cfg.method.replace_rate,
+                          cfg.method.alpha, m.init)
+        initial = copy.deepcopy(method.state_dict()) if cfg.eval.random_init_floor else None
+        seed = recipe.train.seed
+
+        def evaluate(meth) -> dict[str, float]:
+            r = probe_nodes(meth, graph, cfg.eval, seed)
+            return {"val/acc": r["val_acc"]}
+
+        def final(meth) -> dict[str, float]:
+            r = probe_nodes(meth, graph, cfg.eval, seed)
+            out = {"val/acc": r["val_acc"], "test/acc": r["test_acc"], "test/acc_last": r["test_acc_last"]}
+            if initial is not None:
+                with initial_weights(meth, initial):
+                    f = probe_nodes(meth, graph, cfg.eval, seed)
+                out.update({"test/random_init_acc": f["test_acc"], "test/random_init_acc_last": f["test_acc_last"]})
+            return out
+
+        return TaskParts(method, WholeGraph(), evaluate=evaluate, final_evaluate=final)
+
+
+# ---------------------------------------------------------------------------------------------
+# XSimGCL / LightGCN
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class InteractionData:
+    path: str = param("gowalla/s_adj_mat.npz", "LightGCN s_adj_mat.npz, a folder with train.txt, or an interaction file")
+    test_path: str | None = param(None, "test interactions (default: test.txt beside path)")
+    format: Literal["auto", "lists", "pairs"] = param("auto", "text layout: 'user item item ...' lists or "
+                                                      "'user item [rating]' pairs")
+    val_fraction: float = param(0.1, "fraction of each user's train interactions held out for epoch selection")
+    split_seed: int = param(0, "seed of the validation hold-out")
+
+
+@dataclass
+class RecModelParams:
+    dim: int = param(64, "embedding size (XSimGCL / LightGCN: 64)")
+    num_layers: int = param(2, "propagation layers (XSimGCL: 2; LightGCN on Gowalla: 3)")
+
+
+@dataclass
+class XSimGCLParams:
+    eps: float = param(0.2, "noise magnitude added to every layer (XSimGCL: 0.2; LightGCN: 0)")
+    cl_weight: float = param(0.2, "contrastive weight lambda (XSimGCL: 0.2; LightGCN: 0)")
+    temperature: float = param(0.15, "InfoNCE temperature tau (XSimGCL: 0.15)")
+    cl_layer: int = param(1, "layer l* whose perturbed output is the contrastive view (XSimGCL: 1)")
+    reg: float = param(1e-4, "L2 regularisation weight (1e-4)")
+
+
+@dataclass
+class RankingParams:
+    k: int = param(20, "cut-off of Recall@K / NDCG@K (LightGCN / XSimGCL: 20)")
+    batch_size: int = param(2048, "users scored per ranking batch")
+    baselines: bool = param(True, "also report the most-popular ranking and the untrained model on test")
+
+
+@dataclass
+class XSimGCLConfig:
+    data: InteractionData = param(InteractionData(), "user-item interactions")
+    model: RecModelParams = param(RecModelParams(), "embeddings and propagation")
+    method: XSimGCLParams = param(XSimGCLParams(), "XSimGCL noise and contrast (zeros = LightGCN)")
+    eval: RankingParams = param(RankingParams(), "full-ranking evaluation")
+
+    def validate(self) -> None:
+        if not 1 <= self.method.cl_layer <= self.model.num_layers:
+            raise ValueError(f"method.cl_layer={self.method.cl_layer} must be in 1..model.num_layers")
+        if not 0 <= self.data.val_fraction < 1:
+            raise ValueError("data.val_fraction must be in [0, 1)")
+
+
+class XSimGCLTask(Task):
+    config_class = XSimGCLConfig
+    description = "XSimGCL / LightGCN collaborative filtering (full-ranking Recall@K, NDCG@K)"
+
+    def build(self, recipe) -> TaskParts:
+        from multissl.graph.data import PairIndexDataset, load_interactions
+        from multissl.graph.methods import XSimGCL
+        from multissl.graph.ranking import full_ranking, popularity_scores
+
+        cfg: XSimGCLConfig = recipe.config
+        d, e = cfg.data, cfg.eval
+        data = load_interactions(d.path, d.test_path, d.val_fraction, d.split_seed, d.format)
+        mp = cfg.method
+        method = XSimGCL(data.train, data.num_users, data.num_items, cfg.model.dim, cfg.model.num_layers, mp.eps,
+                         mp.cl_weight, mp.temperature, mp.cl_layer, mp.reg)
+        initial = copy.deepcopy(method.state_dict()) if e.baselines else None
+        known = torch.cat([data.train, data.val])
+        ks = (e.k,)
+
+        def evaluate(meth) -> dict[str, float]:
+            if not len(data.val):
+                return {}
+            u, i = meth.embeddings()
+            return full_ranking(u, i, data.val, data.train, ks, e.batch_size, prefix="val/")
+
+        def final(meth) -> dict[str, float]:
+            out = evaluate(meth)
+            u, i = meth.embeddings()
+            out.update(full_ranking(u, i, data.test, known, ks, e.batch_size, prefix="test/"))
+            if initial is not None:
+                pu, pi = popularity_scores(data.train, data.num_users, data.num_items)
+                out.update(full_ranking(pu, pi, data.test, known, ks, e.batch_size, prefix="test/popular_"))
+                with initial_weights(meth, initial):
+                    u0, i0 = meth.embeddings()
+                out.update(full_ranking(u0, i0, data.test, known, ks, e.batch_size, prefix="test/untrained_"))
+            return out
+
+        return TaskParts(method, PairIndexDataset(len(data.train)), evaluate=evaluate, final_evaluate=final)

@@ -1,0 +1,232 @@
+"""Equivariant spatio-temporal self-supervision of a BEV backbone (Hegde, Lohit, Peng, Jones, Patel,
+"Equivariant Spatio-Temporal Self-Supervision for LiDAR Object Detection", ECCV 2024), written from the
+paper's text (no public code), and the invariant (scene-level contrastive) baseline.
+
+Spatial transforms of a scene: rotation about z, flip (y -> -y), scaling, translation in x-y. Each is
+used in one of two ways (a recipe field per transform):
+
+* ``classify``: the transform is drawn from discrete bins and a head on the pooled BEV features of the
+  original and transformed scene predicts the bin (equivariance by classification, E-SSL style);
+* ``dense``: drawn from a continuous range; BEV features at corresponding cells (p in the original,
+  T(p) in the transformed scene) are a positive pair of a point-level InfoNCE, with keys from a
+  momentum (BYOL/MoCo-style target) encoder: the feature map must transform WITH the scene.
+
+Temporal: for consecutive sweeps t, t+1 and a flow estimate p -> q (open3d ICP ego motion + nearest
+neighbour, see ``lidar_sim.estimate_flow``), features at p in sweep t and at q in sweep t+1 are a
+positive pair (the scene-flow equivariance objective). The invariant baseline pulls together the
+pooled features of two randomly transformed copies of a scene (SimCLR-style InfoNCE).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from multissl.core import MLP, LossOutput, Method, ema_update, info_nce, momentum_copy
+from multissl.pointcloud.pillars import BEVBackbone, Grid
+
+TRANSFORMS = ("rotation", "flip", "scale", "translate")
+
+
+@dataclass
+class TransformSpec:
+    """How each spatial transform is used: 'classify', 'dense' or 'none', and its range / bins."""
+
+    rotation: str = "classify"
+    flip: str = "classify"
+    scale: str = "dense"
+    translate: str = "dense"
+    rotation_bins: int = 4            # classify: k * 360/bins degrees
+    rotation_range: float = math.pi   # dense: U(-range, range)
+    scale_bins: tuple[float, ...] = (0.9, 1.0, 1.1)
+    scale_range: tuple[float, float] = (0.9, 1.1)
+    translate_bins: tuple[float, ...] = (-2.0, 0.0, 2.0)  # classify: per axis -> bins^2 classes
+    translate_range: float = 2.0
+
+    def num_classes(self, name: str) -> int:
+        return {"rotation": self.rotation_bins, "flip": 2, "scale": len(self.scale_bins),
+                "translate": len(self.translate_bins) ** 2}[name]
+
+
+def sample_transform(b: int, spec: TransformSpec, device, classify_only: bool = False, invariant: bool = False):
+    """Per-scene 2x2 linear map A (B, 2, 2), z-scale (B,), shift (B, 2) and class labels per classified transform."""
+    labels: dict[str, torch.Tensor] = {}
+    mode = lambda name: "dense" if invariant and getattr(spec, name) != "none" else getattr(spec, name)
+    ang = torch.zeros(b, device=device)
+    if mode("rotation") == "classify":
+        labels["rotation"] = torch.randint(0, spec.rotation_bins, (b,), device=device)
+        ang = labels["rotation"].float() * (2 * math.pi / spec.rotation_bins)
+    elif mode("rotation") == "dense":
+        ang = (torch.rand(b, device=device) * 2 - 1) * spec.rotation_range
+    flip = torch.zeros(b, device=device)
+    if mode("flip") == "classify":
+        labels["flip"] = torch.randint(0, 2, (b,), device=device)
+        flip = labels["flip"].float()
+    elif mode("flip") == "dense":
+        flip = (torch.rand(b, device=device) < 0.5).float()
+    scale = torch.ones(b, device=device)
+    if mode("scale") == "classify":
+        labels["scale"] = torch.randint(0, len(spec.scale_bins), (b,), device=device)
+        scale = torch.tensor(spec.scale_bins, device=device)[labels["scale"]]
+    elif mode("scale") == "dense":
+        lo, hi = spec.scale_range
+        scale = lo + (hi - lo) * torch.rand(b, device=device)
+    shift = torch.zeros(b, 2, device=device)
+    if mode("translate") == "classify":
+        nb = len(spec.translate_bins)
+        labels["translate"] = torch.randint(0, nb * nb, (b,), device=device)
+        bins = torch.tensor(spec.translate_bins, device=device)
+        shift = torch.stack([bins[labels["translate"] // nb], bins[labels["translate"] % nb]], 1)
+    elif mode("translate") == "dense":
+        shift = (torch.rand(b, 2, device=device) * 2 - 1) * spec.translate_range
+    c, s = torch.cos(ang), torch.sin(ang)
+    rot = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)  # (B, 2, 2)
+    fl = torch.diag_embed(torch.stack([torch.ones_like(flip), 1 - 2 * flip], -1))  # y -> -y
+    lin = scale[:, None, None] * rot @ fl
+    return lin, scale, shift, labels
+
+
+def apply_transform(points: torch.Tensor, batch: torch.Tensor, lin, zscale, shift) -> torch.Tensor:
+    """Points (N, 3) of scenes ``batch`` (N,) -> transformed: xy' = A xy + t, z' = s z."""
+    xy = torch.einsum("nij,nj->ni", lin[batch], points[:, :2]) + shift[batch]
+    return torch.cat([xy, points[:, 2:3] * zscale[batch, None]], 1)
+
+
+def sample_features(feats: torch.Tensor, xy: torch.Tensor, grid: Grid) -> torch.Tensor:
+    """Bilinear BEV features (B, S, C) at metric locations xy (B, S, 2)."""
+    norm = xy / grid.extent  # [-1, 1] over the grid; x -> width, y -> height
+    out = F.grid_sample(feats, norm.unsqueeze(2), align_corners=False)  # (B, C, S, 1)
+    return out.squeeze(-1).transpose(1, 2)
+
+
+def pool(feats: torch.Tensor) -> torch.Tensor:
+    """Global [mean, max] of a BEV map (B, 2C): the scene embedding (invariant baseline, ``embed``)."""
+    return torch.cat([feats.mean((2, 3)), feats.amax((2, 3))], 1)
+
+
+def spatial_pool(feats: torch.Tensor, cells: int = 4) -> torch.Tensor:
+    """A coarse (cells x cells) average of a BEV map, flattened (B, C * cells^2): keeps the layout a
+    rotation / flip / translation classifier needs (a global pool would be blind to it)."""
+    return F.adaptive_avg_pool2d(feats, cells).flatten(1)
+
+
+def pick_locations(points: torch.Tensor, batch: torch.Tensor, b: int, s: int, extent: float) -> torch.Tensor:
+    """(B, S, 2) xy of ``s`` random points per scene (inside the grid, with replacement)."""
+    out = []
+    for i in range(b):
+        p = points[batch == i][:, :2]
+        p = p[(p.abs() < extent * 0.95).all(1)]
+        if len(p) == 0:
+            p = torch.zeros(1, 2, device=points.device)
+        out.append(p[torch.randint(0, len(p), (s,), device=points.device)])
+    return torch.stack(out)
+
+
+class LidarSSL(Method):
+    """``objective``: 'equivariant' (per-transform classify / dense + temporal), 'invariant' or 'scratch'."""
+
+    def __init__(self, grid: Grid, channels: int = 64, objective: str = "equivariant",
+                 spec: TransformSpec | None = None, temporal_weight: float = 1.0, samples: int = 128,
+                 temperature: float = 0.1, momentum: float = 0.99, proj_dim: int = 64) -> None:
+        super().__init__()
+        self.grid, self.objective = grid, objective
+        self.spec = spec or TransformSpec()
+        self.backbone = BEVBackbone(grid, channels)
+        c = self.backbone.out_channels
+        self.temporal_weight, self.samples, self.temperature, self.momentum = temporal_weight, samples, temperature, momentum
+        self.heads = nn.ModuleDict({t: MLP([32 * c, 256, self.spec.num_classes(t)], norm=None) for t in TRANSFORMS
+                                    if getattr(self.spec, t) == "classify"})
+        self.dense_proj = nn.Sequential(nn.Conv2d(c, c, 1), nn.ReLU(inplace=True), nn.Conv2d(c, proj_dim, 1))
+        self.global_proj = MLP([2 * c, 256, proj_dim], norm=None)
+        self.target = None
+        if objective == "equivariant" and momentum > 0:
+            self.target = momentum_copy(nn.ModuleDict({"backbone": self.backbone, "proj": self.dense_proj}))
+
+    def _encode(self, points, batch, b, target: bool = False) -> torch.Tensor:
+        if target and self.target is not None:
+            with torch.no_grad():
+                return self.target["proj"](self.target["backbone"](points, batch, b))
+        return self.backbone(points, batch, b)
+
+    def forward(self, batch: dict) -> LossOutput:
+        p0, b0 = batch["points0"], batch["batch0"]
+        b = batch["flow_src"].shape[0]
+        if self.objective == "scratch":
+            return LossOutput(sum(p.sum() for p in self.parameters()) * 0.0)
+        if self.objective == "invariant":
+            la, za, ta, _ = sample_transform(b, self.spec, p0.device, invariant=True)
+            lb, zb, tb, _ = sample_transform(b, self.spec, p0.device, invariant=True)
+            fa = self.backbone(apply_transform(p0, b0, la, za, ta), b0, b)
+            fb = self.backbone(apply_transform(p0, b0, lb, zb, tb), b0, b)
+            loss = info_nce(self.global_proj(pool(fa)), self.global_proj(pool(fb)), temperature=self.temperature,
+                            symmetric=True, gather=True)
+            return LossOutput(loss, {"global_nce": loss.detach()})
+        logs = {}
+        lin, zs, sh, labels = sample_transform(b, self.spec, p0.device)
+        fa = self.backbone(p0, b0, b)
+        pt = apply_transform(p0, b0, lin, zs, sh)
+        fb = self.backbone(pt, b0, b)
+        loss = torch.zeros((), device=p0.device)
+        if self.heads:
+            pair = torch.cat([spatial_pool(fa), spatial_pool(fb)], 1)
+            for name, head in self.heads.items():
+                ce = F.cross_entropy(head(pair), labels[name])
+                logs[f"ce_{name}"] = ce.detach()
+                loss = loss + ce
+        dense = [t for t in TRANSFORMS if getattr(self.spec, t) == "dense"]
+        key_map = self._encode(p0, b0, b, target=True) if (dense or self.temporal_weight) else None
+        if key_map is not None and self.target is None:
+            key_map = self.dense_proj(fa)
+        if dense:
+            loc = pick_locations(p0, b0, b, self.samples, self.grid.extent)  # (B, S, 2)
+            loc_t = torch.einsum("bij,bsj->bsi", lin, loc) + sh[:, None]
+            q = sample_features(self.dense_proj(fb), loc_t, self.grid).reshape(-1, key_map.shape[1])
+            k = sample_features(key_map, loc, self.grid).reshape(-1, key_map.shape[1])
+            nce = info_nce(q, k.detach() if self.target is not None else k, temperature=self.temperature, gather=True)
+            logs["dense_nce"] = nce.detach()
+            loss = loss + nce
+        if self.temporal_weight and "points1" in batch:
+            f1 = self.dense_proj(self.backbone(batch["points1"], batch["batch1"], b))
+            src, dst = batch["flow_src"][..., :2], batch["flow_dst"][..., :2]
+            inside = (src.abs() < self.grid.extent * 0.95).all(-1) & (dst.abs() < self.grid.extent * 0.95).all(-1)
+            q = sample_features(f1, dst, self.grid)[inside]
+            k = sample_features(key_map, src, self.grid)[inside]
+            tnce = info_nce(q, k.detach() if self.target is not None else k, temperature=self.temperature, gather=True)
+            logs["flow_nce"] = tnce.detach()
+            loss = loss + self.temporal_weight * tnce
+        return LossOutput(loss, logs)
+
+    def after_step(self, progress) -> None:
+        if self.target is not None:
+            ema_update(self.target, nn.ModuleDict({"backbone": self.backbone, "proj": self.dense_proj}), self.momentum)
+
+    @torch.no_grad()
+    def embed(self, batch: dict) -> torch.Tensor:
+        b = batch["flow_src"].shape[0]
+        return pool(self.backbone(batch["points0"], batch["batch0"], b))
+
+
+def collate_scenes(items: list[dict], flow_samples: int = 256) -> dict:
+    """Concatenate scenes' points with scene ids; flow pairs subsampled to a fixed count per scene."""
+    out: dict = {}
+    for t in (0, 1):
+        if f"points{t}" in items[0]:
+            pts = [torch.as_tensor(it[f"points{t}"][:, :3]) for it in items]
+            out[f"points{t}"] = torch.cat(pts).float()
+            out[f"batch{t}"] = torch.cat([torch.full((len(p),), i, dtype=torch.long) for i, p in enumerate(pts)])
+    srcs, dsts = [], []
+    for it in items:
+        if "flow_src" in it:
+            n = len(it["flow_src"])
+            idx = torch.randint(0, n, (flow_samples,))
+            srcs.append(torch.as_tensor(it["flow_src"])[idx])
+            dsts.append(torch.as_tensor(it["flow_dst"])[idx])
+        else:
+            srcs.append(torch.zeros(flow_samples, 3))
+            dsts.append(torch.zeros(flow_samples, 3))
+    out["flow_src"], out["flow_dst"] = torch.stack(srcs).float(), torch.stack(dsts).float()
+    return out

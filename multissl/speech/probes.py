@@ -1,0 +1,218 @@
+"""Frozen-feature probes for speech: splits, utterance features from an upstream, and classifiers.
+
+Upstreams: ``"logmel"`` (statistics of the log-mel frames themselves) or a :class:`TeraMethod`
+(trained or randomly initialised). Features are pooled per utterance over valid frames
+(mean + std, "statistics pooling") for every hidden state, so a SUPERB-style learnable weighted sum of
+layers (Yang et al., SUPERB, Interspeech 2021) can be trained on the cached pools: pooling is linear
+in the frames, so sum_l w_l pool_mean(h_l) = pool_mean(sum_l w_l h_l) for the mean half.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from multissl.errors import DataError
+from multissl.eval import linear_probe
+from multissl.speech.data import Utterance, collate_frames
+from multissl.speech.models import pool
+
+FSDD_TEST_SPEAKERS = ("theo", "yweweler")
+
+
+@dataclass
+class Split:
+    """Index lists into an utterance list, and the label of every utterance (str)."""
+
+    train: list[int]
+    val: list[int]
+    test: list[int]
+    labels: list[str]
+
+
+def _bucket(name: str) -> float:
+    return int(hashlib.md5(name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
+def keyword_split(utts: list[Utterance], test_speakers: tuple[str, ...] = FSDD_TEST_SPEAKERS,
+                  val_speakers: tuple[str, ...] = ("nicolas",)) -> Split:
+    """Utterance classification, speaker-disjoint. The layout's own split wins (Speech Commands lists,
+    a manifest ``split`` column); otherwise speakers in ``test_speakers`` / ``val_speakers`` (FSDD:
+    train george, jackson, lucas, nicolas; test theo, yweweler), else speakers hashed 70/10/20."""
+    labelled = [i for i, u in enumerate(utts) if u.label is not None]
+    if not labelled:
+        raise DataError("keyword probe: no utterance has a label")
+    speakers = {utts[i].speaker for i in labelled}
+    by_name = bool(set(test_speakers) & speakers)
+    tr, va, te = [], [], []
+    for i in labelled:
+        u = utts[i]
+        if u.split is not None:
+            part = {"validation": va, "test": te}.get(u.split, tr)
+        elif by_name:
+            part = te if u.speaker in test_speakers else va if u.speaker in val_speakers else tr
+        else:
+            h = _bucket(f"speaker:{u.speaker or u.name}")
+            part = te if h < 0.2 else va if h < 0.3 else tr
+        part.append(i)
+    return Split(tr, va, te, [u.label or "" for u in utts])
+
+
+def speaker_split(utts: list[Utterance], test_index: int = 5, val_index: int = 10) -> Split:
+    """Speaker identification on held-out utterances of known speakers. FSDD: take index < 5 is test
+    (the official split), 5-9 validation, 10-49 train; other layouts: 20% / 10% of each speaker's
+    utterances by a hash of the file name."""
+    known = [i for i, u in enumerate(utts) if u.speaker is not None]
+    if not known:
+        raise DataError("speaker probe: no utterance has a speaker")
+    tr, va, te = [], [], []
+    for i in known:
+        u = utts[i]
+        if u.index is not None:
+            part = te if u.index < test_index else va if u.index < val_index else tr
+        else:
+            h = _bucket(f"utt:{u.name}")
+            part = te if h < 0.2 else va if h < 0.3 else tr
+        part.append(i)
+    return Split(tr, va, te, [u.speaker or "" for u in utts])
+
+
+@torch.no_grad()
+def utterance_features(upstream, feats: list[torch.Tensor], batch_size: int = 64, pooling: str = "meanstd",
+                       device: torch.device | str | None = None, normalize: bool = True) -> torch.Tensor:
+    """(N, S, P) pooled features: S = 1 for ``"logmel"`` (raw log-mel statistics: utterance CMVN would
+    make them constant), else the number of hidden states; ``normalize``: utterance CMVN of the input."""
+    if isinstance(upstream, str):
+        if upstream != "logmel":
+            raise ValueError(f"unknown upstream {upstream!r}")
+        out = [pool(f[None], torch.tensor([f.shape[0]]), pooling)[0] for f in feats]
+        return torch.stack(out)[:, None]
+    device = device or next(upstream.parameters()).device
+    order = sorted(range(len(feats)), key=lambda i: feats[i].shape[0])  # similar lengths per batch
+    result: list[torch.Tensor | None] = [None] * len(feats)
+    was = upstream.training
+    upstream.eval()
+    for s in range(0, len(order), batch_size):
+        idx = order[s : s + batch_size]
+        batch = collate_frames([feats[i] for i in idx], normalize)
+        lengths = batch["lengths"].to(device)
+        states = upstream.hidden_states({"feats": batch["feats"].to(device), "lengths": lengths})
+        pooled = torch.stack([pool(h, lengths, pooling) for h in states], 1).float().cpu()  # (b, S, P)
+        for j, i in enumerate(idx):
+            result[i] = pooled[j]
+    upstream.train(was)
+    return torch.stack(result)  # type: ignore[arg-type]
+
+
+def _encode(labels: list[str], split: Split) -> tuple[torch.Tensor, int]:
+    classes = sorted({labels[i] for i in split.train})
+    index = {c: k for k, c in enumerate(classes)}
+    return torch.tensor([index.get(lab, -1) for lab in labels]), len(classes)
+
+
+def _acc(scores: torch.Tensor, y: torch.Tensor) -> float:
+    return float((scores.argmax(1) == y).float().mean()) if len(y) else float("nan")
+
+
+def weighted_layer_probe(x: torch.Tensor, y: torch.Tensor, split: Split, num_classes: int, epochs: int = 300,
+                         lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0) -> dict[str, float]:
+    """SUPERB-style probe: softmax weights over the S hidden states + one linear layer, full-batch Adam;
+    reports test accuracy at the epoch of best validation accuracy (never selected on test)."""
+    g = torch.Generator().manual_seed(seed)
+    tr = torch.tensor(split.train)
+    mean, std = x[tr].mean(0, keepdim=True), x[tr].std(0, keepdim=True).clamp_min(1e-6)
+    z = (x - mean) / std  # per-state standardisation with train statistics
+    logits_w = torch.zeros(x.shape[1], requires_grad=True)
+    layer = torch.nn.Linear(x.shape[2], num_classes)
+    with torch.no_grad():
+        torch.nn.init.xavier_uniform_(layer.weight, generator=g)
+        layer.bias.zero_()
+    opt = torch.optim.Adam([logits_w, *layer.parameters()], lr=lr, weight_decay=weight_decay)
+
+    ztr, zva, zte = z[tr], z[torch.tensor(split.val, dtype=torch.long)], z[torch.tensor(split.test, dtype=torch.long)]
+    yva, yte = y[torch.tensor(split.val, dtype=torch.long)], y[torch.tensor(split.test, dtype=torch.long)]
+
+    def scores(zs: torch.Tensor) -> torch.Tensor:
+        return layer((zs * logits_w.softmax(0)[None, :, None]).sum(1))
+
+    best = (-1.0, float("nan"), None)
+    ytr = y[tr]
+    for _ in range(epochs):
+        with torch.enable_grad():
+            loss = F.cross_entropy(scores(ztr), ytr)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            va = _acc(scores(zva), yva) if len(yva) else 0.0
+            if va > best[0]:
+                best = (va, _acc(scores(zte), yte), logits_w.softmax(0).tolist())
+    return {"val": best[0], "test": best[1], "weights": best[2]}
+
+
+def probe(x: torch.Tensor, split: Split, layer: str | int = "last", weight_decay: float = 1e-4,
+          seed: int = 0) -> dict[str, float]:
+    """Accuracy of a frozen-feature classifier on ``x`` (N, S, P).
+
+    ``layer``: ``"last"`` or an int picks one hidden state for a converged logistic regression
+    (``multissl.eval.linear_probe``, L-BFGS); ``"weighted"`` trains :func:`weighted_layer_probe`.
+    Returns {"val": ..., "test": ...}.
+    """
+    y, c = _encode(split.labels, split)
+    if layer == "weighted" and x.shape[1] > 1:
+        return weighted_layer_probe(x, y, split, c, weight_decay=weight_decay, seed=seed)
+    s = -1 if layer in ("last", "weighted") else int(layer)
+    feats = x[:, s]
+    tr, va, te = split.train, split.val, split.test
+    res = linear_probe(feats[tr], y[tr], feats[te] if te else feats[va], y[te] if te else y[va],
+                       feats[va] if va else None, y[va] if va else None, weight_decay=weight_decay)
+    return {"val": res.best_val if res.best_val is not None else float("nan"),
+            "test": res.last_test if te else float("nan")}
+
+
+@torch.no_grad()
+def frame_features(upstream, feats: list[torch.Tensor], layer: int = -1, batch_size: int = 64,
+                   normalize: bool = True) -> list[torch.Tensor]:
+    """Per-utterance frame features (F_i, D): the (CMVN) log-mel input for ``"logmel"``, else hidden
+    state ``layer`` of the upstream."""
+    if isinstance(upstream, str):
+        return [collate_frames([f], normalize)["feats"][0] for f in feats]
+    device = next(upstream.parameters()).device
+    out = []
+    for s in range(0, len(feats), batch_size):
+        batch = collate_frames(feats[s : s + batch_size], normalize)
+        states = upstream.hidden_states({k: v.to(device) for k, v in batch.items()})[layer].cpu()
+        out += [states[j, : int(n)] for j, n in enumerate(batch["lengths"])]
+    return out
+
+
+def frame_probe(frames: list[torch.Tensor], labels: list[torch.Tensor], train: list[int], test: list[int],
+                weight_decay: float = 1e-4) -> float:
+    """Frame classification accuracy (TERA's phone-classification probe): a logistic regression on the
+    frames of the ``train`` utterances, scored on every frame of the ``test`` utterances. ``labels`` are
+    per-frame class ids (F_i,) from a forced alignment; frames labelled -1 are ignored."""
+    from multissl.eval import logistic_regression
+
+    def stack(idx):
+        x, y = torch.cat([frames[i] for i in idx]), torch.cat([labels[i] for i in idx])
+        keep = y >= 0
+        return x[keep], y[keep]
+
+    xtr, ytr = stack(train)
+    xte, yte = stack(test)
+    predict = logistic_regression(xtr, ytr, weight_decay, num_classes=int(max(ytr.max(), yte.max())) + 1)
+    return float((predict(xte).argmax(1) == yte).float().mean())
+
+
+def alignment_to_frames(segments: list[tuple[float, float, int]], num_frames: int, hop_s: float,
+                        win_s: float) -> torch.Tensor:
+    """Per-frame labels (num_frames,) from (start s, end s, label) segments, by the frame centre
+    (Kaldi ``snip_edges`` framing: frame t covers [t * hop, t * hop + win)); -1 where no segment."""
+    centres = torch.arange(num_frames) * hop_s + win_s / 2
+    out = torch.full((num_frames,), -1, dtype=torch.long)
+    for start, end, lab in segments:
+        out[(centres >= start) & (centres < end)] = lab
+    return out

@@ -1,0 +1,145 @@
+"""Forecasting data, once for every forecaster: loaders (CSV/Parquet with a date column, any
+``datasets`` time series), the Informer split protocol, train-statistics scaling and sliding windows.
+
+Informer protocol (Zhou et al., AAAI 2021, its ``Dataset_ETT_hour``): 12 / 4 / 4 months of 30 days
+for train / val / test, each later split starting ``seq_len`` steps early so its first window has a
+full input; z-scoring with the TRAIN rows' mean and std; metrics on the scaled values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from multissl.data import resolve_data_path
+from multissl.errors import DataError
+
+
+@dataclass
+class Series:
+    """A multivariate series (T, C) float32 with its column names (time order kept)."""
+
+    values: np.ndarray
+    columns: list[str]
+
+
+def load_series(path: str, date_column: str | None = "date", columns: list[str] | None = None,
+                split: str = "train") -> Series:
+    """Read a series from CSV / Parquet (sorted by ``date_column`` when given), or from a Hugging Face
+    ``datasets`` set written ``hf:<name>[:<config>]`` (each of ``columns`` a numeric column; a
+    ``target`` sequence column of a one-series-per-row set is stacked as channels)."""
+    if path.startswith("hf:"):
+        import datasets
+
+        name, _, config = path[3:].partition(":")
+        ds = datasets.load_dataset(name, config or None, split=split)
+        frame = ds.to_pandas()
+        if columns is None and "target" in frame.columns and isinstance(frame["target"].iloc[0], (list, np.ndarray)):
+            arr = np.stack([np.asarray(t, np.float32) for t in frame["target"]], 1)
+            return Series(arr, [f"series{i}" for i in range(arr.shape[1])])
+    else:
+        import pandas as pd
+
+        p = resolve_data_path(path, "time series")
+        frame = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+    if date_column:
+        if date_column not in frame.columns:
+            raise DataError(f"date column '{date_column}' not in {path} (columns: {list(frame.columns)}); "
+                            "set data.date_column (or null)")
+        frame = frame.sort_values(date_column, kind="stable")
+    cols = columns or [c for c in frame.columns if c != date_column]
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise DataError(f"columns {missing} not in {path} (columns: {list(frame.columns)})")
+    return Series(frame[cols].to_numpy(np.float32), list(cols))
+
+
+def informer_borders(n: int, seq_len: int, train_months: int = 12, val_months: int = 4, test_months: int = 4,
+                     steps_per_day: int = 24) -> list[tuple[int, int]]:
+    """(start, end) rows of train / val / test under the Informer ETT protocol (30-day months)."""
+    m = 30 * steps_per_day
+    a, b, c = train_months * m, (train_months + val_months) * m, (train_months + val_months + test_months) * m
+    if c > n:
+        raise DataError(f"the series has {n} steps, the Informer split needs {c}")
+    return [(0, a), (a - seq_len, b), (b - seq_len, c)]
+
+
+def ratio_borders(n: int, seq_len: int, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> list[tuple[int, int]]:
+    """Chronological train / val / test by fractions (the custom-data protocol of Informer / Autoformer)."""
+    a = int(n * fractions[0])
+    t = int(n * fractions[2])
+    b = n - t
+    return [(0, a), (a - seq_len, b), (b - seq_len, n)]
+
+
+class StandardScaler:
+    """Z-scoring with statistics of the training rows only."""
+
+    def __init__(self, train: np.ndarray) -> None:
+        self.mean = train.mean(0)
+        self.std = train.std(0)
+        self.std[self.std == 0] = 1.0
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+    def inverse(self, x: np.ndarray) -> np.ndarray:
+        return x * self.std + self.mean
+
+
+class ForecastWindows(Dataset):
+    """Sliding windows over rows [start, end): item t -> (x (seq_len, C), y (pred_len, C)), stride 1."""
+
+    def __init__(self, values: np.ndarray | torch.Tensor, seq_len: int, pred_len: int, start: int = 0,
+                 end: int | None = None) -> None:
+        v = torch.as_tensor(values, dtype=torch.float32)
+        self.v = v[start : len(v) if end is None else end]
+        self.seq_len, self.pred_len = seq_len, pred_len
+        if len(self) <= 0:
+            raise DataError(f"{len(self.v)} rows are too few for seq_len={seq_len} + pred_len={pred_len}")
+
+    def __len__(self) -> int:
+        return len(self.v) - self.seq_len - self.pred_len + 1
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.v[i : i + self.seq_len], self.v[i + self.seq_len : i + self.seq_len + self.pred_len]
+
+    def tensors(self, every: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """All windows at once (N, seq_len, C), (N, pred_len, C) (every ``every``-th), as strided views."""
+        idx = torch.arange(0, len(self), every)
+        x = self.v.unfold(0, self.seq_len, 1)[idx].transpose(1, 2)
+        y = self.v[self.seq_len :].unfold(0, self.pred_len, 1)[idx].transpose(1, 2)
+        return x, y
+
+
+@dataclass
+class ForecastData:
+    """Scaled train / val / test windows and the scaler."""
+
+    train: ForecastWindows
+    val: ForecastWindows
+    test: ForecastWindows
+    scaler: StandardScaler
+    columns: list[str]
+
+
+def make_forecast_data(series: Series, seq_len: int, pred_len: int, protocol: str = "informer_hourly",
+                       fractions: tuple[float, float, float] = (0.7, 0.1, 0.2), scale: bool = True) -> ForecastData:
+    """Split chronologically (``informer_hourly`` / ``informer_15min`` / ``ratio``), scale with train
+    statistics, window every split."""
+    n = len(series.values)
+    if protocol == "informer_hourly":
+        borders = informer_borders(n, seq_len, steps_per_day=24)
+    elif protocol == "informer_15min":
+        borders = informer_borders(n, seq_len, steps_per_day=96)
+    elif protocol == "ratio":
+        borders = ratio_borders(n, seq_len, fractions)
+    else:
+        raise DataError(f"unknown split protocol {protocol!r}: informer_hourly, informer_15min or ratio")
+    scaler = StandardScaler(series.values[borders[0][0] : borders[0][1]])
+    values = scaler.transform(series.values) if scale else series.values.astype(np.float32)
+    parts = [ForecastWindows(values, seq_len, pred_len, s, e) for s, e in borders]
+    return ForecastData(*parts, scaler=scaler, columns=series.columns)

@@ -1,0 +1,126 @@
+"""Graph adapter: loaders, negative sampling, propagation, noise, ranking metrics (fast, no training)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("torch_geometric")
+
+from multissl.graph.data import (
+    holdout,
+    load_interactions,
+    load_node_graph,
+    pair_keys,
+    preprocess,
+    sample_negatives,
+)
+from multissl.graph.models import normalized_adjacency, propagate, symmetric_spmm
+from multissl.graph.ranking import full_ranking, popularity_scores
+
+
+def test_cora_public_split():
+    g = load_node_graph("planetoid", "cora")
+    assert g.x.shape == (2708, 1433) and g.num_classes == 7
+    assert (int(g.train_mask.sum()), int(g.val_mask.sum()), int(g.test_mask.sum())) == (140, 500, 1000)
+    p = preprocess(g)
+    assert torch.allclose(p.x.sum(1)[p.x.sum(1) > 0], torch.ones(1))  # row-normalised
+    loops = p.edge_index[0] == p.edge_index[1]
+    assert int(loops.sum()) == 2708  # exactly one self-loop per node
+    keys = p.edge_index[0] * 2708 + p.edge_index[1]
+    assert keys.unique().numel() == keys.numel()
+
+
+def test_edge_list_and_pt_loaders(tmp_path):
+    x = np.random.default_rng(0).random((6, 3)).astype(np.float32)
+    np.save(tmp_path / "features.npy", x)
+    (tmp_path / "edges.txt").write_text("0 1\n1 2\n2 3\n4 5\n")
+    (tmp_path / "labels.txt").write_text("0\n0\n1\n1\n2\n2\n")
+    g = load_node_graph(str(tmp_path), fractions=(0.5, 0.25, 0.25))
+    assert g.x.shape == (6, 3) and g.edge_index.shape == (2, 4) and g.y.tolist() == [0, 0, 1, 1, 2, 2]
+    assert int(g.train_mask.sum() + g.val_mask.sum() + g.test_mask.sum()) == 6
+    from torch_geometric.data import Data
+
+    torch.save(Data(x=torch.from_numpy(x), edge_index=g.edge_index, y=g.y), tmp_path / "g.pt")
+    h = load_node_graph(str(tmp_path / "g.pt"))
+    assert torch.equal(h.edge_index, g.edge_index) and h.num_nodes == 6
+
+
+def test_interaction_formats_and_holdout(tmp_path):
+    (tmp_path / "train.txt").write_text("0 1 2 3\n1 0 2\n2 3\n")
+    (tmp_path / "test.txt").write_text("0 0\n1 3\n")
+    d = load_interactions(str(tmp_path), val_fraction=0.0)
+    assert (d.num_users, d.num_items, len(d.train), len(d.test)) == (3, 4, 6, 2)
+    (tmp_path / "pairs.tsv").write_text("0\t1\t5\n0\t2\t3\n1\t0\t4\n")  # user item rating
+    p = load_interactions(str(tmp_path / "pairs.tsv"), test_path=str(tmp_path / "test.txt"), val_fraction=0.0)
+    assert p.train.tolist() == [[0, 1], [0, 2], [1, 0]]
+    pairs = torch.stack([torch.arange(1000) % 50, torch.arange(1000) // 50], 1)
+    tr, va = holdout(pairs, 0.1, seed=0)
+    assert len(tr) + len(va) == 1000 and len(va) == 100
+    assert torch.bincount(tr[:, 0], minlength=50).min() >= 1
+    assert not set(map(tuple, va.tolist())) & set(map(tuple, tr.tolist()))
+
+
+def test_shipped_gowalla_slice():
+    d = load_interactions("gowalla/slice", val_fraction=0.1)
+    assert d.num_users > 2000 and d.num_items > 3000 and len(d.test) > 10000
+    assert len(d.val) > 0.05 * (len(d.train) + len(d.val))
+
+
+def test_negatives_never_positive():
+    g = torch.Generator().manual_seed(0)
+    pairs = torch.stack([torch.randint(0, 20, (300,), generator=g), torch.randint(0, 15, (300,), generator=g)], 1)
+    pairs = torch.unique(pairs, dim=0)
+    keys = pair_keys(pairs, 15)
+    users = pairs[:, 0].repeat(20)
+    neg = sample_negatives(users, keys, 15, max_tries=200, generator=g)
+    pos_set = set(map(tuple, pairs.tolist()))
+    assert not any((u, n) in pos_set for u, n in zip(users.tolist(), neg.tolist()))
+
+
+def test_adjacency_spmm_and_noise():
+    pairs = torch.tensor([[0, 0], [0, 1], [1, 1], [2, 0], [2, 2]])
+    adj = normalized_adjacency(pairs, 3, 3)
+    dense = adj.to_dense()
+    assert torch.allclose(dense, dense.t()) and float(dense.diagonal().abs().sum()) == 0
+    deg = torch.tensor([2.0, 1, 2, 2, 2, 1])
+    assert torch.isclose(dense[0, 3], 1 / (deg[0] * deg[3]).sqrt())
+    e = torch.randn(6, 4, requires_grad=True)
+    (symmetric_spmm(adj, e) ** 2).sum().backward()
+    e2 = e.detach().clone().requires_grad_(True)
+    ((dense @ e2) ** 2).sum().backward()
+    assert torch.allclose(e.grad, e2.grad, atol=1e-6)
+    # XSimGCL noise: each row moves by exactly eps (a unit vector scaled), same direction signs
+    torch.manual_seed(0)
+    clean, _ = propagate(adj, e.detach(), 1)
+    noisy, cl = propagate(adj, e.detach(), 1, eps=0.2, cl_layer=1)
+    assert torch.allclose((noisy - clean).norm(dim=1), torch.full((6,), 0.2), atol=1e-5)
+    assert torch.equal(noisy, cl)
+    assert ((noisy - clean) * clean >= -1e-7).all()
+
+
+def test_full_ranking_matches_brute_force():
+    g = torch.Generator().manual_seed(1)
+    nu, ni = 30, 40
+    u, i = torch.randn(nu, 8, generator=g), torch.randn(ni, 8, generator=g)
+    train = torch.unique(torch.stack([torch.randint(0, nu, (200,), generator=g),
+                                      torch.randint(0, ni, (200,), generator=g)], 1), dim=0)
+    test = torch.unique(torch.stack([torch.randint(0, nu, (100,), generator=g),
+                                     torch.randint(0, ni, (100,), generator=g)], 1), dim=0)
+    test = test[~torch.isin(test[:, 0] * ni + test[:, 1], train[:, 0] * ni + train[:, 1])]
+    out = full_ranking(u, i, test, train, ks=(5,), batch_size=7)
+    recalls, ndcgs = [], []
+    for user in test[:, 0].unique().tolist():
+        s = u[user] @ i.t()
+        s[train[train[:, 0] == user, 1]] = -float("inf")
+        top = s.topk(5).indices.tolist()
+        rel = set(test[test[:, 0] == user, 1].tolist())
+        hits = [t in rel for t in top]
+        recalls.append(sum(hits) / len(rel))
+        dcg = sum(h / np.log2(r + 2) for r, h in enumerate(hits))
+        ndcgs.append(dcg / sum(1 / np.log2(r + 2) for r in range(min(5, len(rel)))))
+    assert out["recall@5"] == pytest.approx(np.mean(recalls), abs=1e-6)
+    assert out["ndcg@5"] == pytest.approx(np.mean(ndcgs), abs=1e-6)
+    pu, pi = popularity_scores(train, nu, ni)
+    assert pu.shape == (nu, 1) and float(pi.sum()) == len(train)

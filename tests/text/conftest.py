@@ -1,0 +1,30 @@
+"""A tiny random BERT with the MiniLM tokenizer, saved once per session: fast real-sentence training runs."""
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from multissl.encoders.hf import HFEncoder, load_tokenizer
+
+    torch.manual_seed(0)
+    tok = load_tokenizer("minilm")
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, pad_token_id=tok.pad_token_id)
+    path = tmp_path_factory.mktemp("tiny_bert")
+    HFEncoder(pooling="mean", max_length=64, model=BertModel(config), tokenizer=tok).save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine more threads only oversubscribe (15x slower here)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

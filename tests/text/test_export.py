@@ -1,0 +1,70 @@
+"""Export: the folder loads with AutoModel and SentenceTransformer and gives multissl's embeddings;
+`multissl eval sts` and `multissl embed` work on it; GradCache SimCSE equals plain SimCSE."""
+
+import json
+
+import pytest
+import torch
+
+from multissl.cli import main
+from multissl.recipes import load_recipe
+from multissl.run import build_parts
+
+QUICK = ["train.progress=false", "data.limit=256", "data.eval_max_pairs=32", "train.eval_at_start=true",
+         "train.eval_every=0"]
+
+
+def test_export_loads_in_transformers_and_sentence_transformers(tiny_bert, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "text/simcse-minilm", f"model.name={tiny_bert}", "train.max_steps=2",
+                 "train.batch_size=16", *QUICK, "--run-dir", str(run)]) == 0
+    res = json.loads((run / "results.json").read_text())
+    assert res["selected_checkpoint"] == "best" and "test/stsb_spearman" in res["metrics"]
+    export = run / "export"
+    sentences = ["A man is playing a guitar.", "Two dogs run on the beach.", "short"]
+
+    from transformers import AutoModel, AutoTokenizer
+
+    from multissl.encoders.hf import HFEncoder
+
+    ours = HFEncoder.from_folder(export).eval()
+    ref = ours.encode(sentences)
+    auto, tok = AutoModel.from_pretrained(export).eval(), AutoTokenizer.from_pretrained(export)
+    enc = tok(sentences, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        h = auto(**enc).last_hidden_state
+    m = enc["attention_mask"].unsqueeze(-1).float()
+    assert torch.allclose((h * m).sum(1) / m.sum(1), ref, atol=1e-5)
+    st = pytest.importorskip("sentence_transformers")
+    st_emb = st.SentenceTransformer(str(export), device="cpu").encode(sentences, convert_to_tensor=True)
+    assert torch.allclose(st_emb.cpu(), ref, atol=1e-5)
+
+    capsys.readouterr()
+    assert main(["eval", "sts", "--model", str(export), "--data", "stsb/sts-dev.csv.gz", "--json",
+                 "--device", "cpu"]) == 0
+    score = json.loads(capsys.readouterr().out)["sts-dev.csv.gz"]
+    assert -100 <= score <= 100
+    out = tmp_path / "emb.npy"
+    (tmp_path / "s.txt").write_text("\n".join(sentences))
+    assert main(["embed", "--run", str(run), "--data", str(tmp_path / "s.txt"), "--out", str(out)]) == 0
+    import numpy as np
+
+    assert np.allclose(np.load(out), ref.numpy(), atol=1e-5)
+
+
+def test_gradcache_simcse_gradients_equal_plain(tiny_bert):
+    grads = []
+    for chunk in (0, 5):
+        recipe = load_recipe("text/simcse-minilm", [f"model.name={tiny_bert}", "data.limit=64",
+                                                    f"method.gradcache_chunk={chunk}", "model.dropout=0.0",
+                                                    "method.mlp=train"])
+        _, parts = build_parts(recipe)
+        method = parts.method.train()
+        batch = parts.collate_fn(parts.train_data.sentences[:12])
+        loss = method(batch).loss
+        loss.backward()
+        grads.append((loss.detach(), [p.grad.clone() for p in method.parameters() if p.grad is not None]))
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-5)
+    assert len(grads[0][1]) == len(grads[1][1])
+    for a, b in zip(grads[0][1], grads[1][1], strict=True):
+        assert torch.allclose(a, b, atol=1e-4)
