@@ -187,9 +187,33 @@ def read_kitti_scene(velodyne: str | Path, label: str | Path, calib: str | Path)
     return Scene(pts, boxes, names)
 
 
+class _InfoUnpickler(pickle.Unpickler):
+    """Unpickler for mmdetection3d info files that refuses everything but containers, scalars and
+    NumPy arrays, so a hostile ``.pkl`` cannot run code (the info format is itself a pickle)."""
+
+    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+                ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+                ("numpy._core.multiarray", "scalar"), ("collections", "OrderedDict"),
+                ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"),
+                ("_codecs", "encode")}  # how protocol-2 pickles store NumPy bytes
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._ALLOWED or (module == "numpy" and name.endswith("dtype")) or \
+                module.startswith("numpy.dtypes"):
+            return super().find_class(module, name)
+        raise DataError(f"info pickle refers to {module}.{name}; only plain data and NumPy arrays are read")
+
+
+def load_info_pickle(path: str | Path) -> dict:
+    """Read an mmdetection3d ``.pkl`` info file with :class:`_InfoUnpickler` (plain data only)."""
+    import io as _io
+
+    return _InfoUnpickler(_io.BytesIO(resolve_data_path(path, "info pickle").read_bytes())).load()
+
+
 def read_mmdet3d_kitti(bin_path: str | Path, pkl_path: str | Path) -> Scene:
     """The mmdetection3d demo KITTI frame: camera boxes ``x y z l h w ry`` in the info pickle."""
-    info = pickle.loads(resolve_data_path(pkl_path, "info pickle").read_bytes())["data_list"][0]
+    info = load_info_pickle(pkl_path)["data_list"][0]
     inst = [i for i in info["instances"] if i["bbox_label_3d"] >= 0]
     names = {0: "Pedestrian", 1: "Cyclist", 2: "Car"}
     cam = np.asarray([i["bbox_3d"] for i in inst], np.float64).reshape(-1, 7)
@@ -202,7 +226,7 @@ def read_mmdet3d_kitti(bin_path: str | Path, pkl_path: str | Path) -> Scene:
 
 def read_nuscenes_sample(bin_path: str | Path, pkl_path: str | Path) -> Scene:
     """A nuScenes LIDAR_TOP sweep and its mmdetection3d info boxes (LiDAR frame x y z l w h yaw)."""
-    data = pickle.loads(resolve_data_path(pkl_path, "info pickle").read_bytes())
+    data = load_info_pickle(pkl_path)
     info = data["data_list"][0]
     cats = data.get("metainfo", {}).get("categories", {})
     inv = {v: k for k, v in cats.items()} if cats else {}

@@ -79,3 +79,22 @@ def test_point_file_formats_roundtrip(tmp_path):
     assert np.allclose(io.read_points(tmp_path / "a.npy"), x)
     with pytest.raises(DataError):
         io.read_points(tmp_path / "missing.ply")
+
+
+def test_info_pickle_refuses_code(tmp_path):
+    import os
+    import pickle
+
+    import pytest
+
+    from multissl.errors import DataError
+    from multissl.pointcloud.io import load_info_pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo unsafe",))
+
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"data_list": [Evil()]}))
+    with pytest.raises(DataError, match="only plain data"):
+        load_info_pickle(path)
