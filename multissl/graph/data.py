@@ -97,7 +97,8 @@ def load_node_graph(path: str, name: str | None = None, fractions: tuple[float, 
     """Read a graph for node classification.
 
     ``path`` is one of: a folder of Planetoid pickles ``ind.<name>.{x,y,tx,ty,allx,ally,graph,test.index}``
-    (read by PyG's ``read_planetoid_data``, public split); a ``.pt`` file holding a PyG ``Data`` object
+    (read by PyG's ``read_planetoid_data``, public split; the Planetoid format IS a Python pickle, so
+    only point this at Planetoid files you trust, such as the shipped ``data/planetoid``); a ``.pt`` file holding a PyG ``Data`` object
     or a dict with ``x``, ``edge_index`` and optional ``y`` / ``*_mask``; or a folder with
     ``edges.{txt,csv,npy}`` (two node ids per row), ``features.{npy,npz,csv,txt}`` and optional
     ``labels.{npy,txt,csv}``. Missing masks get a seeded random split with ``fractions``.
