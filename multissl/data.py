@@ -21,3 +21,21 @@ def resolve_data_path(path: str | Path, what: str = "data") -> Path:
     raise DataError(
         f"{what} not found: '{path}' (looked in the working directory, {project_root()} and "
         f"{project_root() / 'data'}). Check the path, or see data/README.md for the shipped sets.")
+
+
+class SequenceDataset:
+    """A map-style dataset over any indexable sequence (a tensor's rows, a list of strings, ...).
+
+    ``items[i]`` is item ``i``; collation is the DataLoader's (or the task's collate function). It is a
+    plain class so importing ``multissl.data`` does not import torch; DataLoader needs only
+    ``__len__`` and ``__getitem__``.
+    """
+
+    def __init__(self, items) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        return self.items[i]

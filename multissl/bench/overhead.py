@@ -25,7 +25,7 @@ def bare_loop(steps: int, batch: int, seed: int, hidden: int) -> float:
     """Plain PyTorch: seeded permutation batches, forward, backward, AdamW step."""
     from torch.utils.data import DataLoader
 
-    from multissl.tabular.data import RowDataset
+    from multissl.data import SequenceDataset
     from multissl.train.trainer import EpochBatches
 
     table, method = _make(seed, hidden)
@@ -34,7 +34,7 @@ def bare_loop(steps: int, batch: int, seed: int, hidden: int) -> float:
     done, epoch = 0, 0
     t = time.perf_counter()
     while done < steps:
-        for b in DataLoader(RowDataset(table.x), batch_sampler=batches.epoch(epoch)):
+        for b in DataLoader(SequenceDataset(table.x), batch_sampler=batches.epoch(epoch)):
             loss = method(b).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -48,7 +48,7 @@ def bare_loop(steps: int, batch: int, seed: int, hidden: int) -> float:
 
 def trainer_loop(steps: int, batch: int, seed: int, hidden: int) -> float:
     """The multissl Trainer on the same work, timed from the first to the last step."""
-    from multissl.tabular.data import RowDataset
+    from multissl.data import SequenceDataset
     from multissl.tasks import TaskParts
     from multissl.train.config import TrainConfig
     from multissl.train.trainer import Trainer
@@ -64,7 +64,7 @@ def trainer_loop(steps: int, batch: int, seed: int, hidden: int) -> float:
     cfg = TrainConfig(max_steps=steps, batch_size=batch, lr=1e-3, optimizer="adamw", seed=seed, progress=False,
                       log_every=10, checkpoint_every=10**9)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(TaskParts(method, RowDataset(table.x)), cfg, Path(tmp))
+        trainer = Trainer(TaskParts(method, SequenceDataset(table.x)), cfg, Path(tmp))
         start = time.perf_counter()
         times.append(start)
         trainer.fit()

@@ -373,15 +373,3 @@ class ParticipantPairs(Dataset):
             j = i
         return {"a": self.x[i], "b": self.x[j], "pid": self.pid[i]}
 
-
-class SegmentSet(Dataset):
-    """Plain segments for embedding: item -> (C, L) tensor."""
-
-    def __init__(self, x: torch.Tensor) -> None:
-        self.x = x
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.x[i]

@@ -15,7 +15,6 @@ from multissl.biosignal.data import (
     MITDB_DS2,
     ParticipantPairs,
     Segments,
-    SegmentSet,
     load_array_signals,
     load_mitdb,
     load_ppg_bp,
@@ -27,6 +26,7 @@ from multissl.biosignal.methods import ParticipantContrastive, embed_segments
 from multissl.biosignal.models import EfficientNet1d, EncoderConfig
 from multissl.biosignal.probes import evaluate_features
 from multissl.config import param
+from multissl.data import SequenceDataset
 from multissl.tasks import Task, TaskParts
 
 
@@ -154,4 +154,4 @@ class ParticipantContrastiveTask(Task):
     def embed_data(self, recipe, path: str):
         d = copy.deepcopy(recipe.config.data)
         d.path = path
-        return SegmentSet(load_segments(d).x), None
+        return SequenceDataset(load_segments(d).x), None

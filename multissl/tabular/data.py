@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from multissl.data import resolve_data_path
 from multissl.errors import DataError
@@ -50,15 +49,3 @@ def split_indices(n: int, fractions: tuple[float, float, float], seed: int) -> t
     b = a + int(round(fractions[1] * n))
     return perm[:a], perm[a:b], perm[b:]
 
-
-class RowDataset(Dataset):
-    """Rows of a feature matrix; a batch is a (B, F) tensor."""
-
-    def __init__(self, x: torch.Tensor) -> None:
-        self.x = x
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.x[i]

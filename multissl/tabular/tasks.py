@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from multissl.config import param
+from multissl.data import SequenceDataset
 from multissl.eval import knn_accuracy, linear_probe
-from multissl.tabular.data import RowDataset, load_table, split_indices
+from multissl.tabular.data import load_table, split_indices
 from multissl.tabular.methods import ScarfMethod
 from multissl.tasks import Task, TaskParts
 
@@ -69,9 +70,9 @@ class ScarfTask(Task):
             out["val/linear_acc"], out["test/linear_acc"] = probe.best_val, probe.last_test
             return out
 
-        return TaskParts(method, RowDataset(table.x[tr]), evaluate=evaluate, final_evaluate=final)
+        return TaskParts(method, SequenceDataset(table.x[tr]), evaluate=evaluate, final_evaluate=final)
 
     def embed_data(self, recipe, path: str):
         table = load_table(path, recipe.config.data.label_column)
-        return RowDataset(table.x), None
+        return SequenceDataset(table.x), None
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
 from multissl.data import resolve_data_path
 from multissl.errors import DataError
@@ -108,18 +107,6 @@ def load_sentences(source: str, column: str | None = None, limit: int | None = N
         raise DataError(f"{path} holds no sentences")
     return out[:limit] if limit is not None else out
 
-
-class SentenceDataset(Dataset):
-    """A list of sentences; items are strings (tokenised in the collate function)."""
-
-    def __init__(self, sentences: list[str]) -> None:
-        self.sentences = sentences
-
-    def __len__(self) -> int:
-        return len(self.sentences)
-
-    def __getitem__(self, i: int) -> str:
-        return self.sentences[i]
 
 
 @dataclass

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Literal
 
 from multissl.config import param
+from multissl.data import SequenceDataset
 from multissl.encoders.hf import POOLINGS, HFEncoder, load_tokenizer, resolve_model
 from multissl.tasks import Task, TaskParts
 from multissl.text.augment import RepetitionCollate, TokenizeCollate
-from multissl.text.data import SentenceDataset, load_sentences, load_sts_all
+from multissl.text.data import load_sentences, load_sts_all
 from multissl.text.sts import sts_spearman
 
 Pooling = Literal["mean", "cls", "cls_before_pooler", "pooler", "max"]
@@ -174,13 +175,13 @@ class _ContrastiveTask(Task):
         cfg = recipe.config
         sentences = load_sentences(cfg.data.train, cfg.data.column, cfg.data.limit)
         evaluate, final = sts_evaluators(cfg.data, cfg.model.eval_max_length)
-        return TaskParts(method, SentenceDataset(sentences), collate_fn=collate, evaluate=evaluate,
+        return TaskParts(method, SequenceDataset(sentences), collate_fn=collate, evaluate=evaluate,
                          final_evaluate=final, export=export_encoder)
 
     def embed_data(self, recipe, path: str):
         cfg = recipe.config
         tok = load_tokenizer(getattr(cfg.model, "name", None) or cfg.model.tokenizer)
-        return SentenceDataset(load_sentences(path, cfg.data.column)), TokenizeCollate(tok, cfg.model.eval_max_length)
+        return SequenceDataset(load_sentences(path, cfg.data.column)), TokenizeCollate(tok, cfg.model.eval_max_length)
 
 
 class SimCSETask(_ContrastiveTask):
@@ -252,5 +253,5 @@ class MLMTask(_ContrastiveTask):
         method = MaskedLM(model, tok, cfg.method.mask_rate, m.pooling, m.eval_max_length)
         sentences = load_sentences(cfg.data.train, cfg.data.column, cfg.data.limit)
         evaluate, final = sts_evaluators(cfg.data, m.eval_max_length)
-        return TaskParts(method, SentenceDataset(sentences), collate_fn=TokenizeCollate(tok, m.max_length),
+        return TaskParts(method, SequenceDataset(sentences), collate_fn=TokenizeCollate(tok, m.max_length),
                          evaluate=evaluate, final_evaluate=final, export=export_encoder)

@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
-
 from multissl.config import param
+from multissl.data import SequenceDataset
 from multissl.errors import DataError
 from multissl.tasks import Task, TaskParts
 
@@ -173,17 +172,5 @@ class VLPretrainTask(Task):
         def collate(batch: list[str]) -> dict:
             return dict(tok(batch, padding=True, truncation=True, max_length=cfg.data.max_length, return_tensors="pt"))
 
-        return _TextSet(texts), collate
+        return SequenceDataset(texts), collate
 
-
-class _TextSet(torch.utils.data.Dataset):
-    """Captions to embed with ``multissl embed`` (text features; images via the Python API)."""
-
-    def __init__(self, texts: list[str]) -> None:
-        self.texts = texts
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def __getitem__(self, i: int) -> str:
-        return self.texts[i]

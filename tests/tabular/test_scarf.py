@@ -9,7 +9,7 @@ from multissl.run import build_parts, run_recipe
 def test_scarf_corruption_replaces_the_right_fraction():
     recipe = load_recipe("tabular/scarf-digits")
     _, parts = build_parts(recipe)
-    x = parts.train_data.x[:64]
+    x = parts.train_data.items[:64]
     torch.manual_seed(0)
     view = parts.method.corrupt(x)
     changed_or_replaced = round(0.6 * x.shape[1])

@@ -60,7 +60,7 @@ def test_gradcache_simcse_gradients_equal_plain(tiny_bert):
                                                     "method.mlp=train"])
         _, parts = build_parts(recipe)
         method = parts.method.train()
-        batch = parts.collate_fn(parts.train_data.sentences[:12])
+        batch = parts.collate_fn(parts.train_data.items[:12])
         loss = method(batch).loss
         loss.backward()
         grads.append((loss.detach(), [p.grad.clone() for p in method.parameters() if p.grad is not None]))

@@ -47,7 +47,7 @@ def test_esimcse_momentum_update_and_queue(tiny_bert):
     _, parts = build_parts(recipe)
     method = parts.method
     assert method.queue.size == 20  # 2.5 x batch
-    batch = parts.collate_fn(parts.train_data.sentences[:8])
+    batch = parts.collate_fn(parts.train_data.items[:8])
     assert batch["rep_input_ids"].shape[1] >= batch["input_ids"].shape[1]
     method.train()
     assert not method.momentum_model.training
