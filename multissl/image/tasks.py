@@ -216,11 +216,6 @@ def embed_images(method, images: torch.Tensor, batch_size: int = 1024) -> torch.
                       for s in range(0, images.shape[0], batch_size)])
 
 
-def _no_autocast(x: torch.Tensor):
-    """Probes in float32: the trainer evaluates under autocast, and kNN votes / L-BFGS need full precision."""
-    return torch.autocast(x.device.type, enabled=False)
-
-
 class ImageTask(Task):
     """Shared build for every image method; subclasses say which method and how to construct it."""
 
@@ -254,10 +249,6 @@ class ImageTask(Task):
 
         def evaluate(meth) -> dict[str, float]:
             feats = embed_images(meth, train.images, e.embed_batch_size)
-            with _no_autocast(feats):
-                return _val(feats)
-
-        def _val(feats) -> dict[str, float]:
             bank, val = feats[bank_idx.to(feats.device)], feats[val_idx.to(feats.device)]
             out = {"val/knn_acc": knn_accuracy(bank, train.labels[bank_idx], val, train.labels[val_idx],
                                                e.knn_k, e.knn_temperature)}
@@ -265,13 +256,9 @@ class ImageTask(Task):
                 out["sys/peak_mem_gib"] = torch.cuda.max_memory_allocated(feats.device) / 2**30
             return out
 
-        def final(meth) -> dict[str, float]:
+        def final(meth) -> dict[str, float]:  # the trainer evaluates in full precision
             ftr = embed_images(meth, train.images, e.embed_batch_size)
             fte = embed_images(meth, test.images, e.embed_batch_size)
-            with _no_autocast(ftr):
-                return _final(meth, ftr, fte)
-
-        def _final(meth, ftr, fte) -> dict[str, float]:
             dev = ftr.device
             out = {"val/knn_acc": knn_accuracy(ftr[bank_idx.to(dev)], train.labels[bank_idx], ftr[val_idx.to(dev)],
                                                train.labels[val_idx], e.knn_k, e.knn_temperature),
@@ -285,7 +272,7 @@ class ImageTask(Task):
                 n = min(len(test), 5000)
                 imgs = test.images[:n].to(dev)
                 aug = meth.augments[0]
-                with torch.no_grad(), torch.autocast(dev.type, enabled=torch.is_autocast_enabled(dev.type)):
+                with torch.no_grad():
                     a = torch.cat([meth.encode(aug(imgs[s:s + 1024])) for s in range(0, n, 1024)])
                     b = torch.cat([meth.encode(aug(imgs[s:s + 1024])) for s in range(0, n, 1024)])
                 out["test/alignment"] = alignment(a.float(), b.float())
