@@ -17,3 +17,16 @@ def _seed():
 
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test on one intra-op thread, restoring the count after. Tiny models gain nothing from more,
+    and on a shared, loaded CPU extra threads only oversubscribe (the PPG-BP end-to-end test took
+    1,458 s wall with 2 threads under load, ~2.5 min with one). Folders opt in from their conftest."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

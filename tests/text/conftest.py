@@ -20,11 +20,6 @@ def tiny_bert(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine more threads only oversubscribe (15x slower here)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
+    """One intra-op thread (see ``one_torch_thread`` in tests/conftest.py)."""
     yield
-    torch.set_num_threads(before)
