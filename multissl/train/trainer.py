@@ -210,8 +210,13 @@ class Trainer:
         if rng is not None:
             set_rng_state(rng)
 
+        last_saved: dict[str, Any] = {}
+
         def save(kind: str) -> None:
             """Write checkpoints/<kind>; every process contributes its RNG state."""
+            if kind == "last":
+                last_saved.clear()
+                last_saved.update(state)
             rng_now = rng_state()
             acc.wait_for_everyone()
             if self.world > 1:
@@ -331,7 +336,8 @@ class Trainer:
                 progress_bar.close()
         if self.parts.evaluate is not None and state.get("last_val_step") != state["step"]:
             validate()
-        save("last")
+        if last_saved != state:  # not already written at this exact state by the loop
+            save("last")
         results = self._final(unwrapped, ckpt_dir, state)
         logger.close()
         if self.main:
