@@ -109,7 +109,9 @@ def propagate(adj: torch.Tensor, ego: torch.Tensor, num_layers: int, eps: float 
     for layer in range(1, num_layers + 1):
         h = symmetric_spmm(adj, h)  # (U+I, D)
         if eps > 0:
-            h = h + torch.sign(h) * F.normalize(torch.rand_like(h), dim=-1) * eps
+            with torch.no_grad():  # d(sign(h))/dh = 0: the noise adds no gradient term, so build it graph-free
+                noise = torch.sign(h).mul_(F.normalize(torch.rand_like(h), dim=-1)).mul_(eps)
+            h = h + noise
         acc = h if acc is None else acc + h
         if layer == cl_layer:
             cl = h
