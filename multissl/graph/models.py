@@ -102,7 +102,7 @@ def propagate(adj: torch.Tensor, ego: torch.Tensor, num_layers: int, eps: float 
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """LightGCN propagation E_l = A_hat E_{l-1}, one sparse matmul per layer; XSimGCL noise when ``eps``.
 
-    With ``eps > 0`` every layer's output is perturbed in place, E += sign(E) * normalize(U(0,1)) * eps
+    With ``eps > 0`` every layer's output is perturbed, E <- E + sign(E) * normalize(U(0,1)) * eps
     (Yu et al., TKDE 2023). Returns (mean of layers 1..L, the output of layer ``cl_layer``).
     """
     h, acc, cl = ego, None, ego
