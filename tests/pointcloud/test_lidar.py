@@ -1,5 +1,6 @@
-"""LiDAR simulator, BEV pillars, transforms and their labels, detection targets / AP, and tiny
-equivariant and invariant pre-training runs whose frozen features beat random init on a probe."""
+"""LiDAR simulator, BEV pillars, transforms and their labels, detection targets / AP, a tiny equivariant
+pre-training run whose frozen backbone beats its random init on a detection probe, and the invariant
+objective's forward / backward pass."""
 
 import math
 
@@ -133,16 +134,32 @@ def _held_out_losses(model: LidarSSL, held: list[dict]) -> dict[str, float]:
     return {k: float(v) for k, v in out.logs.items()}
 
 
-def test_equivariant_pretraining_lowers_held_out_flow_loss(tmp_path, monkeypatch):
-    """A tiny real run (classification + dense + flow terms): on held-out simulated pairs the scene-flow
-    InfoNCE falls well below its random-init value (features follow the ICP+NN flow)."""
+def test_equivariant_pretraining_beats_scratch_on_a_frozen_detection_probe(tmp_path, monkeypatch):
+    """A tiny real run of the full equivariant objective (rotation classification + dense scale /
+    translation + scene flow, 200 steps on 24 unlabelled pairs). Then a frozen-backbone probe
+    (``probe_detector``: batch-norm re-estimated on the labelled scenes, a fresh CenterHead trained 200
+    steps on 32 labelled scenes) on 32 held-out scenes of a separate simulation seed (14; the
+    configuration was chosen on seed 13): the pre-trained backbone beats the same architecture at its
+    random init (same seed, same probe budget) on car AP and on the heatmap focal loss, for each of
+    three probe seeds. Also, the held-out scene-flow InfoNCE falls well below its random-init value."""
     monkeypatch.setenv("MULTISSL_CACHE", str(tmp_path))
-    train, held = _scenes(24, 11), _scenes(16, 12)
-    before = _held_out_losses(_pretrain("equivariant", train, 0), held)
-    after = _held_out_losses(_pretrain("equivariant", train, 40), held)
+    from multissl.pointcloud.detection import probe_detector
+
+    train, held = _scenes(24, 11), _scenes(8, 15)
+    labelled, test = _scenes(32, 12, frames=1), _scenes(32, 14, frames=1)
+    scratch, pre = _pretrain("equivariant", train, 0), _pretrain("equivariant", train, 200)
+    before, after = _held_out_losses(scratch, held), _held_out_losses(pre, held)
     print("equivariant held-out losses", before, after)
     assert after["flow_nce"] < before["flow_nce"] - 1.0
     assert all(np.isfinite(v) for v in after.values())
+    res = {name: [probe_detector(m.backbone, labelled, test, GRID, steps=200, lr=3e-3, head="center", seed=s)
+                  for s in (0, 1, 2)] for name, m in (("scratch", scratch), ("equivariant", pre))}
+    for name, runs in res.items():
+        print(name, [(round(r["map"], 3), round(r["focal"], 3)) for r in runs])
+    gain = [p["map"] - s["map"] for p, s in zip(res["equivariant"], res["scratch"], strict=True)]
+    drop = [s["focal"] - p["focal"] for p, s in zip(res["equivariant"], res["scratch"], strict=True)]
+    assert min(gain) > 0.02 and np.mean(gain) > 0.05  # measured: +0.197 / +0.141 / +0.114 car mAP
+    assert min(drop) > 0.05 and np.mean(drop) > 0.15  # measured: 0.48 / 0.25 / 0.34 lower focal loss
 
 
 def test_invariant_objective_trains_the_backbone():
