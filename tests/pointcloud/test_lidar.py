@@ -24,6 +24,7 @@ from multissl.pointcloud.pillars import (
     decode,
     make_targets,
 )
+from multissl.pointcloud.probe_study import GRID, SPEC, pretrain, scenes
 
 SMALL = SimConfig(beams=16, azimuth_steps=360)
 
@@ -98,30 +99,11 @@ def test_targets_decode_and_ap_roundtrip():
 
 
 def _scenes(n, seed, frames=2):
-    from multissl.pointcloud.lidar_sim import simulate_dataset
-
-    return simulate_dataset(n, seed, frames, 256 if frames > 1 else 0, SMALL)
-
-
-GRID = Grid(19.2, 1.2)
-SPEC = TransformSpec(rotation="classify", flip="none", scale="dense", translate="dense")
+    return scenes(n, seed, frames)
 
 
 def _pretrain(objective: str, train: list[dict], steps: int) -> LidarSSL:
-    torch.manual_seed(0)
-    m = LidarSSL(GRID, 8, objective, SPEC, temporal_weight=1.0 if objective == "equivariant" else 0.0,
-                 samples=32, momentum=0.9)
-    opt = torch.optim.AdamW(m.parameters(), 3e-3, weight_decay=0.0)
-    g = torch.Generator().manual_seed(0)
-    m.train()
-    for _ in range(steps):
-        idx = torch.randint(0, len(train), (8,), generator=g).tolist()
-        out = m(collate_scenes([train[i] for i in idx], 64))
-        opt.zero_grad()
-        out.loss.backward()
-        opt.step()
-        m.after_step(None)
-    return m.eval()
+    return pretrain(objective, train, steps, seed=0)
 
 
 @torch.no_grad()
