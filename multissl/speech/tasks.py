@@ -5,7 +5,8 @@ test speakers theo / yweweler nor the speaker-ID test takes are ever seen) plus 
 (``data.corpus``: e.g. the manifest written by ``python -m multissl.speech.corpus``). Validation: the
 keyword probe trained on three train speakers and scored on the fourth (``data.val_speakers``), and the
 speaker probe scored on takes 5-9. Final: keyword on theo + yweweler, speaker ID on takes 0-4, for
-TERA and (``eval.baselines``) log-mel features and a randomly initialised encoder of the same shape.
+TERA and (``eval.baselines``) log-mel features and a randomly initialised encoder of the same shape
+(``val/random_*``, ``test/random_*``, ``val/logmel_*``, ``test/logmel_*``).
 """
 
 from __future__ import annotations
@@ -179,16 +180,22 @@ class TeraTask(Task):
             out["wall/tera_probe_s"] = time.perf_counter() - t
             if e.baselines:
                 t = time.perf_counter()
-                out.update({k.replace("test/", "test/logmel_"): v for k, v in probes(features("logmel"), True).items()})
+                out.update(baseline("logmel", features("logmel")))
                 out["wall/logmel_probe_s"] = time.perf_counter() - t
                 t = time.perf_counter()
                 torch.manual_seed(seed)  # the same initial weights the pre-training started from
                 rand = build_method(cfg).to(next(meth.parameters()).device)
                 rand.input_mean.copy_(meth.input_mean)
                 rand.input_std.copy_(meth.input_std)
-                out.update({k.replace("test/", "test/random_"): v for k, v in probes(features(rand), True).items()})
+                out.update(baseline("random", features(rand)))
                 out["wall/random_probe_s"] = time.perf_counter() - t
             return out
+
+        def baseline(name: str, x: torch.Tensor) -> dict[str, float]:
+            """val/{name}_* and test/{name}_*: the same probes as TERA's (so configurations can be compared
+            with the baselines on validation, never on test)."""
+            res = {**probes(x, final=False), **probes(x, final=True)}
+            return {k.replace("/", f"/{name}_", 1): v for k, v in res.items()}
 
         return TaskParts(method, FrameDataset(train_feats), collate_fn=partial(collate_frames, normalize=utt_cmvn),
                          evaluate=evaluate,

@@ -1,9 +1,15 @@
-"""A tiny real TERA pre-training run on the shipped FSDD subset (train speakers only): the loss falls,
-the encoder reconstructs altered frames of the never-seen test speakers better than the same encoder at
-its random initialisation, and its frozen features carry the spoken digit (probe far above chance).
+"""A tiny real TERA pre-training run on the shipped FSDD subset (train speakers' takes >= 5 only, 160
+utterances): the loss falls, the encoder reconstructs altered frames of the never-seen test speakers
+better than the same encoder at its random initialisation, and the frozen-feature keyword probe
+(logistic regression on mean + std pooled last-layer features, speaker-disjoint: test speakers theo +
+yweweler, 120 utterances) beats the same probe on that same random-initialised encoder (same seed) by
+at least 4 points.
 
-At this scale (40 steps, 160 utterances) the probe does NOT beat the random encoder: measured figures
-and the larger CPU runs are in docs/notes/speech.md.
+Configuration (hidden 32, 2 heads, FFN 128, no dropout, AdamW 3e-3, 800 steps of 16) chosen on the
+validation speaker (nicolas) over 3 seeds among hidden 16-128, 40-1600 steps, lr 1e-3-5e-3, dropout
+0-0.3, utterance / global CMVN, every hidden state, mean / mean + std pooling and the weighted-layer
+probe; per-seed figures (6 seeds, test margin +5.0 to +21.6 points) in docs/notes/speech.md. The
+speaker-ID probe is NOT asserted: at this scale it does not beat the random encoder (-6.7 to +5.0).
 """
 
 import json
@@ -18,9 +24,10 @@ from multissl.speech.data import collate_frames, compute_log_mels, load_utteranc
 from multissl.speech.tasks import build_method, fbank_config
 from multissl.train.checkpoint import load_weights
 
-TINY = ["model.hidden=64", "model.heads=2", "model.ffn=256", "model.dropout=0.1", "model.attention_dropout=0.1",
-        "train.batch_size=16", "train.max_steps=40", "train.lr=0.001", "train.progress=false", "train.log_every=5",
-        "data.max_frames=100", "eval.tasks=[keyword]", "eval.baselines=false", "train.select_metric=null"]
+TINY = ["model.hidden=32", "model.heads=2", "model.ffn=128", "model.dropout=0.0", "model.attention_dropout=0.0",
+        "train.batch_size=16", "train.max_steps=800", "train.lr=0.003", "train.seed=42", "train.progress=false",
+        "train.log_every=20", "data.max_frames=100", "eval.tasks=[keyword]", "eval.layer=last",
+        "eval.pooling=meanstd", "eval.baselines=true", "train.select_metric=null"]
 
 
 def _heldout_loss(method, batch) -> float:
@@ -29,13 +36,16 @@ def _heldout_loss(method, batch) -> float:
         return float(method.eval()(batch).loss)
 
 
-def test_tiny_tera_pretraining_learns_to_reconstruct(tmp_path):
+def test_tiny_tera_pretraining_beats_its_random_init(tmp_path):
     recipe = load_recipe("speech/tera-cpu-fsdd", TINY)
     results = run_recipe(recipe, run_dir=str(tmp_path / "run"))
     logs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in logs if "loss" in r]
     assert losses[-1] < 0.85 * losses[0]
-    assert results["metrics"]["test/keyword_acc"] > 0.3  # 10 digits: chance is 0.1
+    m = results["metrics"]
+    assert m["test/keyword_acc"] > 0.3, m  # 10 digits: chance is 0.1
+    # measured (seeds 0, 1, 2, 42, 3, 4): +5.9, +5.0, +21.6, +14.1, +10.0, +10.9 points
+    assert m["test/keyword_acc"] >= m["test/random_keyword_acc"] + 0.04, m
 
     cfg = recipe.config
     utts = [u for u in load_utterances(cfg.data.fsdd) if u.speaker in ("theo", "yweweler")]
@@ -47,7 +57,7 @@ def test_tiny_tera_pretraining_learns_to_reconstruct(tmp_path):
     assert _heldout_loss(trained, batch) < 0.85 * _heldout_loss(initial, batch)
 
     out = embed_run(tmp_path / "run", "fsdd/fsdd_subset.tar.gz", tmp_path / "emb.npy")  # `multissl embed`
-    assert np.load(out).shape == (360, 64)
+    assert np.load(out).shape == (360, 32)
 
 
 @pytest.mark.slow
