@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="DIR", help="run folder (or checkpoint) to resume exactly")
     t.add_argument("--output-dir", metavar="DIR", help="parent folder of runs (default: train.output_dir)")
     t.add_argument("--run-dir", metavar="DIR", help="exact run folder to write (default: <output>/<name>/<time>)")
+    t.add_argument("--overwrite", action="store_true", help="replace the run already in --run-dir (refused without it)")
 
     e = sub.add_parser("eval", help="evaluate a model on a benchmark (multissl eval NAME --help)", add_help=False)
     e.add_argument("name", nargs="?", help="evaluation name")
@@ -73,7 +74,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from multissl.run import run_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
-    results = run_recipe(recipe, resume=args.resume, output_dir=args.output_dir, run_dir=args.run_dir)
+    results = run_recipe(recipe, resume=args.resume, output_dir=args.output_dir, run_dir=args.run_dir,
+                          overwrite=args.overwrite)
     import json
 
     print(json.dumps(results.get("metrics", {}), indent=2))
@@ -135,6 +137,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except MultisslError as exc:
         print(f"multissl: error: {exc}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as exc:  # a loader that did not name its file: still one line, with the offset
+        print(f"multissl: error: an input file is not UTF-8 text (byte offset {exc.start}: {exc.reason}); "
+              "convert it to UTF-8", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder or file the system refused (permissions, a file where a folder goes)
+        print(f"multissl: error: {exc.strerror or exc} ({exc.filename or 'file system'}); check that path",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("multissl: interrupted; resume with --resume RUN_DIR", file=sys.stderr)

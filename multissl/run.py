@@ -1,13 +1,36 @@
-"""Run a validated recipe end to end (seed -> task parts -> trainer -> results) and embed with a run."""
+"""Run a validated recipe end to end (seed -> task parts -> trainer -> results) and embed with a run.
+
+Before any model or data loads, the run folder is checked: writable, not a file, not a finished run
+(unless ``--overwrite``); on ``--resume`` the folder is repaired after a kill (stale temporary
+checkpoint folders removed, metric rows past the resumed step dropped) and the recipe is compared
+with the run's: settings that can change mid-run apply from the resume step and are recorded in
+``resume_history.jsonl``; the others are refused with one line.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from multissl.errors import CheckpointError, DataError
+from multissl.errors import CheckpointError, DataError, MultisslError, RecipeError
 from multissl.recipes import Recipe
+
+RUN_FILES = ("checkpoints", "results.json", "metrics.jsonl", "tensorboard", "plots", "export", "recipe.yaml",
+             "resume_history.jsonl")
+HISTORY = "resume_history.jsonl"
+# recipe keys that may change when a run is resumed: they act from the resume step on
+RESUMABLE = ("description", "train.lr", "train.weight_decay", "train.betas", "train.eps", "train.sgd_momentum",
+             "train.clip_grad_norm", "train.max_steps", "train.epochs", "train.min_lr_ratio", "train.log_every",
+             "train.eval_every", "train.eval_every_epochs", "train.checkpoint_every", "train.progress",
+             "train.num_workers", "train.output_dir", "eval.")
+
+
+def _is_main() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _run_dir(recipe: Recipe, output_dir: str | None, run_dir: str | None) -> Path:
@@ -15,6 +38,189 @@ def _run_dir(recipe: Recipe, output_dir: str | None, run_dir: str | None) -> Pat
         return Path(run_dir)
     base = Path(output_dir or recipe.train.output_dir) / recipe.name.replace("/", "-")
     return base / time.strftime("%Y%m%d-%H%M%S")
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (None when ``path`` exists)."""
+    missing = None
+    for p in [path, *path.parents]:
+        if p.exists():
+            break
+        missing = p
+    return missing
+
+
+def _remove_created(target: Path, top: Path) -> None:
+    """Remove ``target`` and its parents up to ``top`` (folders this call created), if still empty."""
+    shutil.rmtree(target, ignore_errors=True)
+    for p in target.parents:
+        if p != top and top not in p.parents:
+            break
+        try:
+            p.rmdir()
+        except OSError:
+            break
+
+
+def check_writable(folder: Path, flag: str) -> None:
+    """Create ``folder`` (and ``checkpoints/``) and prove files can be written there; one line if not."""
+    for sub in (folder, folder / "checkpoints"):
+        if sub.exists() and not sub.is_dir():
+            raise MultisslError(f"{flag} {folder}: {sub} is a file, not a folder; choose another {flag}")
+    try:
+        (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+        for sub in (folder, folder / "checkpoints"):
+            probe = sub / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+    except OSError as exc:
+        raise MultisslError(f"{flag} {folder} is not writable ({exc.strerror or type(exc).__name__}: "
+                            f"{exc.filename or folder}); choose a folder you can write to") from None
+
+
+def holds_run(folder: Path) -> bool:
+    """Whether ``folder`` already holds (part of) a run: checkpoints, results or metrics."""
+    return folder.is_dir() and any((folder / f).exists() for f in ("results.json", "metrics.jsonl")) or \
+        (folder / "checkpoints" / "last").exists()
+
+
+def clear_run(folder: Path) -> None:
+    """Remove what a previous run wrote in ``folder`` (for ``--overwrite``); other files are kept."""
+    for name in RUN_FILES:
+        p = folder / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def repair_after_kill(folder: Path, step: int) -> list[str]:
+    """Undo what a kill left half-done: restore ``last`` from ``.last.old`` when the swap was cut,
+    remove temporary checkpoint folders, and drop metric rows past ``step``. Returns what was done."""
+    done = []
+    ckpts = folder / "checkpoints"
+    if ckpts.is_dir():
+        for kind in ("last", "best"):
+            old = ckpts / f".{kind}.old"
+            if old.is_dir() and not (ckpts / kind).exists():
+                old.rename(ckpts / kind)
+                done.append(f"restored checkpoints/{kind} from {old.name}")
+        for stale in sorted(ckpts.glob(".*.tmp-*")) + sorted(ckpts.glob(".*.old")) + sorted(ckpts.glob(".rng_rank*")):
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+            done.append(f"removed checkpoints/{stale.name}")
+    metrics = folder / "metrics.jsonl"
+    if metrics.exists():
+        keep, dropped = [], 0
+        for line in metrics.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by the kill
+                dropped += 1
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] > step:
+                dropped += 1
+                continue
+            keep.append(line)
+        if dropped:
+            tmp = metrics.with_name(".metrics.jsonl.tmp")
+            tmp.write_text("".join(f"{ln}\n" for ln in keep))
+            os.replace(tmp, metrics)
+            done.append(f"dropped {dropped} metrics.jsonl rows past step {step}")
+    return done
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def recipe_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
+    """Dotted keys whose values differ between two recipe dicts: {key: [old, new]}."""
+    a, b = _flatten(old), _flatten(new)
+    return {k: [a.get(k), b.get(k)] for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def check_resume_changes(changes: dict[str, list[Any]], folder: Path) -> None:
+    """Refuse changes a resumed run cannot honour (model, data, method, batch, seed, precision...)."""
+    def ok(key: str) -> bool:
+        return any(key == r or (r.endswith(".") and key.startswith(r)) for r in RESUMABLE)
+
+    refused = {k: v for k, v in changes.items() if not ok(k)}
+    if refused:
+        k, (was, now) = next(iter(refused.items()))
+        more = f" (and {len(refused) - 1} more: {', '.join(list(refused)[1:4])})" if len(refused) > 1 else ""
+        raise RecipeError(
+            f"--resume {folder}: {k} was {was!r} in the run and is {now!r} now{more}; a resumed run keeps its "
+            "model, data, method, batch, seed and precision. Drop that override, or start a new run "
+            f"(another --run-dir). Settings that may change on resume: {', '.join(RESUMABLE)}")
+
+
+def _resume_target(resume: str, run_dir: str | None) -> tuple[Path, Path]:
+    resume_path = Path(resume)
+    if not resume_path.exists():
+        raise CheckpointError(f"--resume {resume}: no such folder")
+    if resume_path.is_file():
+        raise CheckpointError(f"--resume {resume} is a file; pass the run folder `multissl train` wrote")
+    folder = resume_path if (resume_path / "checkpoints").exists() else resume_path.parent.parent
+    return folder, (Path(run_dir) if run_dir else folder)
+
+
+def prepare_resume(recipe: Recipe, resume: str, folder: Path, target: Path) -> dict[str, Any]:
+    """Check and repair a run folder before resuming it; returns the resume-history row to record."""
+    from multissl.train.checkpoint import find_checkpoint, read_state
+
+    if _is_main():
+        repair_after_kill(folder, 10**18)  # first restore an interrupted swap, so a checkpoint is found
+    ckpt = find_checkpoint(Path(resume) if Path(resume) != folder else folder)
+    step = read_state(ckpt).get("step")
+    if not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"{ckpt}/trainer_state.json: 'step' is {step!r}, not a step count; the checkpoint "
+                              "is corrupt. Resume from another checkpoint or start again.")
+    changes: dict[str, list[Any]] = {}
+    recipe_file = folder / "recipe.yaml"
+    if recipe_file.exists():
+        import yaml
+
+        try:
+            old = yaml.safe_load(recipe_file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise CheckpointError(f"{recipe_file} is not valid YAML ({exc}); restore it to resume") from None
+        changes = recipe_changes(old, recipe.to_dict())
+        check_resume_changes(changes, folder)
+    if _is_main():
+        for line in repair_after_kill(target, step):
+            print(f"resume: {line}")
+    return {"step": step, "checkpoint": str(ckpt.relative_to(folder)) if ckpt.is_relative_to(folder) else str(ckpt),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "changes": changes}
+
+
+def record_resume(target: Path, row: dict[str, Any]) -> None:
+    """Append one row to ``resume_history.jsonl``: the step resumed from and the settings changed there."""
+    if _is_main():
+        path = target / HISTORY
+        row["_size_before"] = path.stat().st_size if path.exists() else None
+        with open(path, "a") as fh:
+            fh.write(json.dumps({k: v for k, v in row.items() if k != "_size_before"}) + "\n")
+        if row["changes"]:
+            said = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in row["changes"].items())
+            print(f"resume: from step {row['step']} with {said} (recorded in {HISTORY})")
+
+
+def unrecord_resume(target: Path, row: dict[str, Any]) -> None:
+    """Take back the row :func:`record_resume` appended (the resume failed while loading)."""
+    path = target / HISTORY
+    if _is_main() and "_size_before" in row and path.exists():
+        if row["_size_before"] is None:
+            path.unlink()
+        else:
+            with open(path, "r+b") as fh:
+                fh.truncate(row["_size_before"])
 
 
 def build_parts(recipe: Recipe):
@@ -29,24 +235,53 @@ def build_parts(recipe: Recipe):
     except FileNotFoundError as exc:
         raise DataError(f"File not found: {exc.filename or exc}. Check the recipe's data paths "
                         "(see data/README.md for the shipped sets).") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"A data file is not UTF-8 text (byte offset {exc.start}: {exc.reason}); "
+                        "convert it to UTF-8") from None
 
 
 def run_recipe(recipe: Recipe, resume: str | None = None, output_dir: str | None = None,
-               run_dir: str | None = None) -> dict[str, Any]:
-    """Train ``recipe``; with ``resume`` continue that run folder exactly where it stopped."""
+               run_dir: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Train ``recipe``; with ``resume`` continue that run folder where it stopped.
+
+    The run folder is checked before anything loads; a run that fails before its first checkpoint
+    leaves no folder behind (when this call created it).
+    """
     from multissl.train.trainer import Trainer
 
+    history = None
     if resume:
-        resume_path = Path(resume)
-        if not resume_path.exists():
-            raise CheckpointError(f"--resume {resume}: no such folder")
-        folder = resume_path if (resume_path / "checkpoints").exists() else resume_path.parent.parent
-        target = Path(run_dir) if run_dir else folder
+        folder, target = _resume_target(resume, run_dir)
+        flag = "--run-dir" if run_dir else "--resume"
+        created = None
     else:
         target = _run_dir(recipe, output_dir, run_dir)
-    _, parts = build_parts(recipe)
-    trainer = Trainer(parts, recipe.train, target, recipe=recipe.to_dict())
-    results = trainer.fit(resume=resume)
+        flag = "--run-dir" if run_dir else "--output-dir" if output_dir else "train.output_dir"
+        if target.exists() and not target.is_dir():
+            raise MultisslError(f"{flag} {target} is a file, not a folder; choose another {flag}")
+        if holds_run(target):
+            if not overwrite:
+                raise MultisslError(f"{flag} {target} already holds a run; pass --overwrite to replace it, "
+                                    f"--resume {target} to continue it, or choose another folder")
+            if _is_main():
+                clear_run(target)
+        created = _first_missing(target)
+    if _is_main():
+        check_writable(target, flag)
+    if resume:
+        history = prepare_resume(recipe, resume, folder, target)
+    try:
+        _, parts = build_parts(recipe)
+        trainer = Trainer(parts, recipe.train, target, recipe=recipe.to_dict())
+        if history is not None:
+            record_resume(target, history)
+        results = trainer.fit(resume=resume)
+    except MultisslError as exc:
+        if history is not None and isinstance(exc, CheckpointError):
+            unrecord_resume(target, history)  # the checkpoint could not be loaded: no resume happened
+        if created is not None and _is_main() and not (target / "checkpoints" / "last").exists():
+            _remove_created(target, created)  # nothing worth keeping: leave no half-written folder
+        raise
     if trainer.main:
         print(f"run folder: {target}")
     return results
@@ -64,12 +299,16 @@ def embed_run(run: Path, data: str, out: Path, checkpoint: str | None = None, ba
     recipe_file = run / "recipe.yaml"
     if not recipe_file.exists():
         raise CheckpointError(f"{run} is not a run folder (no recipe.yaml); pass the folder `multissl train` wrote")
+    if out.suffix not in (".npy", ".parquet"):
+        raise MultisslError(f"--out {out}: use a .npy or .parquet file name")
+    if out.exists() and out.is_dir():
+        raise MultisslError(f"--out {out} is a folder; give a .npy or .parquet file name")
     recipe = load_recipe(str(recipe_file))
-    task, parts = build_parts(recipe)
     choice = checkpoint or ("best" if (run / "checkpoints" / "best").exists() else "last")
     weights = run / "checkpoints" / choice / "model.safetensors"
     if not weights.exists():
         raise CheckpointError(f"No {choice} checkpoint in {run}/checkpoints")
+    task, parts = build_parts(recipe)
     method = parts.method
     load_weights(method, weights)
     method.eval()
@@ -79,11 +318,18 @@ def embed_run(run: Path, data: str, out: Path, checkpoint: str | None = None, ba
         for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
             chunks.append(method.embed(batch).float().cpu())
     emb = torch.cat(chunks).numpy()
+    bad = ~np.isfinite(emb).all(axis=1)
+    if bad.any():
+        raise MultisslError(f"{int(bad.sum())} of {len(emb)} embeddings of {data} are NaN or infinite (first: row "
+                            f"{int(np.argmax(bad))}) with {weights}; the weights or those inputs are broken. "
+                            "Nothing was written.")
     out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}{out.suffix}")
     if out.suffix == ".parquet":
         import pandas as pd
 
-        pd.DataFrame({"embedding": list(emb)}).to_parquet(out)
+        pd.DataFrame({"embedding": list(emb)}).to_parquet(tmp)
     else:
-        np.save(out, emb)
+        np.save(tmp, emb)
+    os.replace(tmp, out)
     return out

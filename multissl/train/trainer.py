@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from multissl.core.method import LossOutput, Progress
-from multissl.errors import MultisslError, TrainingDivergedError
+from multissl.errors import MultisslError
 from multissl.tasks import TaskParts
 from multissl.train.checkpoint import (
     OPTIM,
@@ -29,11 +29,13 @@ from multissl.train.checkpoint import (
     load_weights,
     read_state,
     read_torch,
+    restore_optimizer,
     rng_state,
     set_rng_state,
     write_checkpoint,
 )
 from multissl.train.config import TrainConfig
+from multissl.train.guards import divergence_error
 from multissl.train.logging import MetricsLogger, plot_curves
 from multissl.train.schedules import lr_multiplier
 
@@ -187,9 +189,7 @@ class Trainer:
                 raise MultisslError(f"Checkpoint {folder} was written by {saved.get('world_size')} processes; "
                                     f"resume it with the same number (now {self.world}).")
             load_weights(method, folder / "model.safetensors")
-            opt = read_torch(folder / OPTIM)
-            optimizer.load_state_dict(opt["optimizer"])
-            scheduler.load_state_dict(opt["scheduler"])
+            restore_optimizer(optimizer, scheduler, read_torch(folder / OPTIM))  # recipe's lr etc. apply
             rng_path = folder / (f"rng_rank{self.rank}.pt" if self.world > 1 else "rng.pt")
             rng = read_torch(rng_path if rng_path.exists() else folder / "rng.pt")
             state.update(saved)
@@ -279,11 +279,8 @@ class Trainer:
                         out: LossOutput = model(batch)
                     loss = out.loss
                     if not torch.isfinite(loss.detach()).all():
-                        raise TrainingDivergedError(
-                            f"The loss became {loss.item()} at step {state['step'] + 1} (epoch {epoch}). "
-                            f"Nothing was saved from the diverged state; the last good checkpoint is in "
-                            f"{ckpt_dir / 'last'} (if one was written). Lower train.lr, set "
-                            "train.clip_grad_norm, or use precision bf16 instead of fp16, then resume with --resume.")
+                        raise divergence_error(loss, batch, state["step"] + 1, epoch, self.run_dir,
+                                               last_saved.get("step"), cfg.lr, str(self.run_dir / "recipe.yaml"))
                     acc.backward(loss / cfg.grad_accum_steps)
                     running_loss += float(loss.detach())
                     running_n += 1
