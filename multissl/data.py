@@ -39,3 +39,26 @@ class SequenceDataset:
 
     def __getitem__(self, i: int):
         return self.items[i]
+
+
+def numeric_columns(frame, columns: list, path: str | Path, header_lines: int = 1):
+    """``frame[columns]`` as a float32 array; a DataError naming the file, line and column of the first
+    cell that is not a number, or is empty / NaN / infinite (a NaN would silently poison training or
+    give NaN embeddings)."""
+    import numpy as np
+    import pandas as pd
+
+    out = np.empty((len(frame), len(columns)), dtype=np.float32)
+    for j, col in enumerate(columns):
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raw = frame[col].iloc[i]
+            label = frame.index[i]
+            line = f"line {int(label) + 1 + header_lines}" if isinstance(label, (int, np.integer)) else f"row {label}"
+            what = "is empty or NaN" if pd.isna(raw) else f"holds {str(raw)[:40]!r}, not a finite number"
+            raise DataError(f"{path}: {line}, column '{col}' {what} ({int(bad.sum())} such cells in that column); "
+                            "fix or drop those rows")
+        out[:, j] = values
+    return out

@@ -49,12 +49,12 @@ def main(argv: list[str]) -> int:
     from multissl.text.data import load_sts
     from multissl.text.sts import sts_spearman
 
+    data = {source: load_sts(source, args.split) for source in args.data}  # bad data fails before the model loads
     pooling = args.pooling or _folder_pooling(args.model) or "mean"
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     enc = HFEncoder(args.model, pooling=pooling, max_length=args.max_length).to(device).eval()
     scores: dict[str, float] = {}
-    for source in args.data:
-        parts = load_sts(source, args.split)
+    for source, parts in data.items():
         for part in parts:
             scores[part.name if len(parts) > 1 else Path(source).name] = sts_spearman(
                 lambda b: enc(**b), enc.tokenizer, part, args.max_length, args.batch_size, device)
@@ -64,6 +64,9 @@ def main(argv: list[str]) -> int:
             all_pairs = load_sts_all(source, args.split)
             scores[f"{Path(source).name}/all"] = sts_spearman(lambda b: enc(**b), enc.tokenizer, all_pairs,
                                                               args.max_length, args.batch_size, device)
+    from multissl.eval.guards import require_finite
+
+    require_finite(scores, f"STS of {args.model}")
     if args.json:
         print(json.dumps(scores, indent=2))
     else:

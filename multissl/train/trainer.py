@@ -35,6 +35,7 @@ from multissl.train.checkpoint import (
     write_checkpoint,
 )
 from multissl.train.config import TrainConfig
+from multissl.eval.guards import require_finite
 from multissl.train.guards import divergence_error
 from multissl.train.logging import MetricsLogger, plot_curves
 from multissl.train.schedules import lr_multiplier
@@ -348,6 +349,7 @@ class Trainer:
             load_weights(method, ckpt_dir / "best" / "model.safetensors")
             selected = "best"
         metrics = self._evaluate(method, self.parts.final_evaluate) if self.main else {}
+        require_finite(metrics, f"The final evaluation of {selected} weights")
         results = {"selected_checkpoint": selected, "select_metric": self.cfg.select_metric,
                    "best_metric": state["best_metric"], "best_step": state["best_step"], "steps": state["step"],
                    "seed": self.cfg.seed, "metrics": metrics}

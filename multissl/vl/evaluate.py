@@ -32,6 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     from multissl.vl.data import load_captions, load_images
     from multissl.vl.retrieval import evaluate_retrieval
 
+    from multissl.errors import DataError
+
+    data = load_captions(a.data, a.image_root)  # bad data fails before any model loads
+    part = data if a.split in ("", "all") else data.subset(a.split)
+    if len(part) == 0:
+        have = sorted({s for s in data.split if s})
+        if not have:
+            raise DataError(f"{a.data} gives no split for its images, so --split {a.split} would score every image, "
+                            "training ones included; add a 'split' field, or pass --split all to score them all")
+        raise DataError(f"{a.data} has no '{a.split}' images (splits: {', '.join(have)}); choose one with --split")
     overrides = list(a.overrides)
     if a.run:
         recipe_file = Path(a.run) / "recipe.yaml"
@@ -51,15 +61,14 @@ def main(argv: list[str] | None = None) -> int:
         load_weights(method, weights)
     device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     method.to(device).eval()
-    data = load_captions(a.data, a.image_root)
-    part = data if a.split in ("", "all") else data.subset(a.split)
-    if len(part) == 0:
-        part = data  # a file without splits: evaluate everything
     size = a.image_size or cfg.data.image_size
     images = load_images(part.images, size)
     k = cfg.eval.rerank_k if a.rerank_k is None else a.rerank_k
     with torch.no_grad():
         metrics = evaluate_retrieval(method, images, part.captions, k, cfg.eval.batch_size)
+    from multissl.eval.guards import require_finite
+
+    require_finite(metrics, f"retrieval on {a.data}")
     n = len(part)
     metrics["images"], metrics["chance_r@1"], metrics["chance_r@10"] = n, 100.0 / n, 1000.0 / n
     print(json.dumps(metrics, indent=2))
