@@ -110,31 +110,11 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
-    if argv and argv[0] in ("eval", "bench"):  # NAME and everything after it belong to that command
-        args = argparse.Namespace(command=argv[0], name=argv[1] if len(argv) > 1 else None, args=argv[2:])
-    else:
-        args = parser.parse_args(argv)
+def guarded(fn) -> int:
+    """Run ``fn()`` as the CLI does: a user error (MultisslError, an unreadable file or folder, a file
+    that is not UTF-8) prints ONE line ``multissl: error: ...`` and returns 2, never a traceback."""
     try:
-        if args.command == "train":
-            return cmd_train(args)
-        if args.command == "eval":
-            return _dispatch("EVALS", args.name, args.args, "evaluations (multissl eval NAME --help):")
-        if args.command == "bench":
-            if args.name == "report":
-                from multissl.bench.harness import report
-
-                return report(args.args)
-            return _dispatch("BENCHES", args.name, args.args, "benchmarks (multissl bench NAME --help; "
-                             "multissl bench report gathers all records):")
-        if args.command == "embed":
-            return cmd_embed(args)
-        if args.command == "recipes":
-            return cmd_recipes(args)
-        parser.print_help()
-        return 0
+        return int(fn() or 0)
     except MultisslError as exc:
         print(f"multissl: error: {exc}", file=sys.stderr)
         return 2
@@ -149,6 +129,37 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("multissl: interrupted; resume with --resume RUN_DIR", file=sys.stderr)
         return 130
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.command == "train":
+        return cmd_train(args)
+    if args.command == "eval":
+        return _dispatch("EVALS", args.name, args.args, "evaluations (multissl eval NAME --help):")
+    if args.command == "bench":
+        if args.name == "report":
+            from multissl.bench.harness import report
+
+            return report(args.args)
+        return _dispatch("BENCHES", args.name, args.args, "benchmarks (multissl bench NAME --help; "
+                         "multissl bench report gathers all records):")
+    if args.command == "embed":
+        return cmd_embed(args)
+    if args.command == "recipes":
+        return cmd_recipes(args)
+    parser.print_help()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    if argv and argv[0] in ("eval", "bench"):  # NAME and everything after it belong to that command
+        args = argparse.Namespace(command=argv[0], name=argv[1] if len(argv) > 1 else None, args=argv[2:])
+    else:
+        args = parser.parse_args(argv)
+    try:
+        return guarded(lambda: _run(args, parser))
     finally:
         if os.environ.get("MULTISSL_DEBUG_IMPORTS"):
             print(sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "transformers"})[:5], file=sys.stderr)
