@@ -1,0 +1,43 @@
+"""``--resume`` honours what the user asks: a changed learning rate acts from the resume step and is
+recorded in ``resume_history.jsonl``; the advice printed when a run diverges, followed literally,
+finishes the run."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+from pathlib import Path
+
+from multissl.cli import main
+
+BASE = ["timeseries/dlinear-etth1", "train.checkpoint_every=2", "train.progress=false", "train.log_every=1",
+        "train.optimizer=sgd"]
+
+
+def _rows(run: Path) -> list[dict]:
+    return [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_with_new_lr_applies_from_the_resume_step_and_is_recorded(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", *BASE, "train.max_steps=4", "train.lr=0.01", "--run-dir", str(run)]) == 0
+    assert main(["train", *BASE, "train.max_steps=8", "train.lr=0.002", "--resume", str(run)]) == 0
+    lrs = {r["step"]: r["lr"] for r in _rows(run) if "lr" in r}
+    assert [lrs[s] for s in range(1, 5)] == [0.01] * 4 and [lrs[s] for s in range(5, 9)] == [0.002] * 4
+    history = [json.loads(ln) for ln in (run / "resume_history.jsonl").read_text().splitlines()]
+    assert history[-1]["step"] == 4 and history[-1]["changes"]["train.lr"] == [0.01, 0.002]
+    assert "lr: 0.002" in (run / "recipe.yaml").read_text()
+
+
+def test_following_the_divergence_advice_works(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = [*BASE, "train.max_steps=16", "train.lr=10", "train.warmup_steps=10"]
+    assert main(["train", *args, "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err
+    advice = re.search(r"multissl (train .+?) \(or set", err)
+    assert "The loss became" in err and advice, err
+    assert main(shlex.split(advice.group(1))) == 0
+    losses = [r["loss"] for r in _rows(run) if "loss" in r]
+    assert len(losses) == 16 and all(isinstance(v, float) and math.isfinite(v) for v in losses)
