@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from multissl.errors import DataError
@@ -13,14 +14,18 @@ def project_root() -> Path:
 
 
 def resolve_data_path(path: str | Path, what: str = "data") -> Path:
-    """An existing path: as given, relative to the project root, or under ``data/``; else a DataError."""
-    p = Path(path).expanduser()
-    for candidate in (p, project_root() / p, project_root() / "data" / p):
+    """An existing path: as given (``$MULTISSL_DATA`` and ``~`` expanded), relative to the project root,
+    under ``data/``, or under ``$MULTISSL_DATA`` (where full data sets live); else a DataError."""
+    p = Path(os.path.expandvars(str(path))).expanduser()
+    roots = [project_root(), project_root() / "data"]
+    if os.environ.get("MULTISSL_DATA"):
+        roots.append(Path(os.environ["MULTISSL_DATA"]))
+    for candidate in (p, *(r / p for r in roots)):
         if candidate.exists():
             return candidate
     raise DataError(
-        f"{what} not found: '{path}' (looked in the working directory, {project_root()} and "
-        f"{project_root() / 'data'}). Check the path, or see data/README.md for the shipped sets.")
+        f"{what} not found: '{path}' (looked in the working directory, {', '.join(map(str, roots))}). Check the "
+        "path, set MULTISSL_DATA to the folder of full data sets, or see data/README.md for the shipped sets.")
 
 
 class SequenceDataset:

@@ -5,7 +5,7 @@ training batch is one indexing op; the augmentations then run batched on the tra
 (:mod:`multissl.image.augment`). Layouts read:
 
 - ``ROOT/<split>/<class>/*.jpg|png`` folders, or ``ROOT/<split>.tar.gz`` archives holding
-  ``<split>/<class>/<file>`` (CIFAR-10 as JPEGs: ``/work/shared/data/cifar10``; the shipped subset
+  ``<split>/<class>/<file>`` (CIFAR-10 as JPEGs: ``$MULTISSL_DATA/cifar10``; the shipped subset
   ``cifar10-mini``);
 - ``hf:NAME`` (online users): ``datasets.load_dataset(NAME, split=...)`` with an image and a label column.
 

@@ -1,6 +1,6 @@
 """``multissl eval speech``: frozen-feature keyword / speaker probes of log-mel, random-init or TERA runs.
 
-    multissl eval speech --data /work/shared/data/speech/fsdd/fsdd_recordings.tar.gz --task keyword \
+    multissl eval speech --data $MULTISSL_DATA/speech/fsdd/fsdd_recordings.tar.gz --task keyword \
         --upstream logmel random runs/tera-cpu-fsdd/seed0 runs/tera-cpu-fsdd/seed1 --layer last weighted
 
 ``--data`` takes any layout of :mod:`multissl.speech.data`. ``keyword``: utterance label, speaker-disjoint

@@ -16,7 +16,7 @@ from multissl.tasks import Task, TaskParts
 class VLData:
     path: str = param("flickr8k-mini/captions.jsonl", "caption file / folder: captions.jsonl, COCO captions_*.json, "
                       "Karpathy dataset_*.json, CSV/TSV (image,caption[,split]) or WebDataset .tar shards; "
-                      "full set: /work/shared/data/vl/captions.jsonl")
+                      "full set: $MULTISSL_DATA/vl/captions.jsonl")
     image_root: str | None = param(None, "folder the image paths are relative to (default: the caption file's folder)")
     train_split: str = param("train", "split used for training")
     val_split: str = param("val", "split used for checkpoint selection")
