@@ -105,6 +105,9 @@ def repair_after_kill(folder: Path, step: int) -> list[str]:
             if old.is_dir() and not (ckpts / kind).exists():
                 old.rename(ckpts / kind)
                 done.append(f"restored checkpoints/{kind} from {old.name}")
+            elif old.is_dir() and kind == "last" and not (ckpts / "previous").exists():
+                old.rename(ckpts / "previous")  # the kill came between replacing last and keeping the old one
+                done.append(f"kept {old.name} as checkpoints/previous")
         for stale in sorted(ckpts.glob(".*.tmp-*")) + sorted(ckpts.glob(".*.old")) + sorted(ckpts.glob(".rng_rank*")):
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
             done.append(f"removed checkpoints/{stale.name}")
@@ -193,6 +196,15 @@ def prepare_resume(recipe: Recipe, resume: str, folder: Path, target: Path) -> d
             raise CheckpointError(f"{recipe_file} is not valid YAML ({exc}); restore it to resume") from None
         changes = recipe_changes(old, recipe.to_dict())
         check_resume_changes(changes, folder)
+    last = folder / "checkpoints" / "last"
+    if _is_main() and ckpt.resolve() != last.resolve() and last.is_dir() and ckpt.parent == last.parent:
+        later = read_state(last).get("step", 0)
+        if later > step:  # resuming from an earlier checkpoint of this run: set the abandoned last aside
+            aside = last.with_name(f"abandoned-step{later}")
+            shutil.rmtree(aside, ignore_errors=True)
+            last.rename(aside)
+            print(f"resume: from {ckpt.name} (step {step}); the later checkpoints/last (step {later}) is kept as "
+                  f"checkpoints/{aside.name}")
     if _is_main():
         for line in repair_after_kill(target, step):
             print(f"resume: {line}")

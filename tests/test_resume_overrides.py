@@ -41,3 +41,38 @@ def test_following_the_divergence_advice_works(tmp_path, capsys):
     assert main(shlex.split(advice.group(1))) == 0
     losses = [r["loss"] for r in _rows(run) if "loss" in r]
     assert len(losses) == 16 and all(isinstance(v, float) and math.isfinite(v) for v in losses)
+
+
+def test_advice_points_to_previous_when_last_already_diverges(tmp_path, capsys, monkeypatch):
+    """A loss spike (step 5, finite but huge) then NaN (step 6): ``last`` (step 4) is already bad, so the
+    message sends the user to ``checkpoints/previous`` (step 2); following it (the spike gone, as a lower
+    rate would do) finishes the run with one metrics row per step and the resume recorded."""
+    import torch
+
+    from multissl.tabular import methods
+
+    run = tmp_path / "run"
+    args = ["tabular/scarf-digits", "train.max_steps=8", "train.checkpoint_every=2", "method.hidden=16",
+            "method.encoder_layers=1", "train.progress=false", "train.log_every=1"]
+    original, calls = methods.ScarfMethod.forward, {"n": 0}
+
+    def forward(self, batch):
+        calls["n"] += 1
+        out = original(self, batch)
+        if calls["n"] in (5, 6):
+            out.loss = out.loss * (1e6 if calls["n"] == 5 else float("nan"))
+        return out
+
+    with monkeypatch.context() as m:
+        m.setattr(methods.ScarfMethod, "forward", forward)
+        assert main(["train", *args, "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err
+    advice = re.search(r"multissl (train .+?) \(or set", err)
+    assert advice and "checkpoints/previous" in advice.group(1) and "step 2" in err, err
+    assert main(shlex.split(advice.group(1))) == 0
+    steps = [r["step"] for r in _rows(run) if "loss" in r]
+    assert steps == list(range(1, 9))
+    history = [json.loads(ln) for ln in (run / "resume_history.jsonl").read_text().splitlines()]
+    assert history[-1]["step"] == 2 and "train.lr" in history[-1]["changes"]
+    assert (run / "checkpoints" / "abandoned-step4").is_dir()
+    assert torch.isfinite(torch.tensor([r["loss"] for r in _rows(run) if "loss" in r])).all()

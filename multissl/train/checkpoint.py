@@ -1,6 +1,7 @@
 """Checkpoints that lose nothing: weights (safetensors), optimizer, scheduler, RNG and loop state,
 written to a temporary folder and renamed into place, so a kill at any moment leaves the previous
-checkpoint intact. ``trainer_state.json`` records the SHA-256 of every file beside it, checked on
+checkpoint intact. When ``last`` is replaced the old one is kept as ``previous``, so a run whose
+``last`` already diverges has an earlier state to resume from. ``trainer_state.json`` records the SHA-256 of every file beside it, checked on
 every load, so a damaged file is refused instead of giving NaN weights."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from multissl.errors import CheckpointError
 WEIGHTS = "model.safetensors"
 STATE = "trainer_state.json"
 OPTIM = "optimizer.pt"
+PREVIOUS = "previous"  # the last checkpoint before checkpoints/last (kept when last is replaced)
 HASHES = "sha256"  # key of trainer_state.json: {file name: SHA-256 hex digest}
 
 
@@ -179,7 +181,13 @@ def write_checkpoint(
     tmp.rename(folder)
     _fsync_dir(folder.parent)
     if old.exists():
-        shutil.rmtree(old)
+        if folder.name == "last":  # the replaced last becomes previous: a fallback when last is already diverging
+            previous = folder.with_name(PREVIOUS)
+            if previous.exists():
+                shutil.rmtree(previous)
+            old.rename(previous)
+        else:
+            shutil.rmtree(old)
 
 
 def find_checkpoint(path: Path) -> Path:

@@ -56,16 +56,41 @@ def divergence_error(loss: torch.Tensor, batch: Any, step: int, epoch: int, run_
     if last_step is None or not last.exists():
         return TrainingDivergedError(f"{what} No checkpoint was written before. {restart}")
     finite = step - 1 - last_step
-    blown = _exploding(Path(run_dir), last_step)
-    if finite == 0 or blown:
-        why = ("its weights already give a non-finite loss" if finite == 0 else
-               f"the loss after it ({blown[1]:.3g}) was already over 1000 x the run's first loss ({blown[0]:.3g})")
-        return TrainingDivergedError(f"{what} The last checkpoint (step {last_step}) is not worth resuming: {why}. "
-                                     f"{restart}")
-    return TrainingDivergedError(
-        f"{what} The last checkpoint ({last}, step {last_step}) was followed by {finite} finite steps. Resume from "
-        f"it with a lower learning rate, which applies from step {last_step} on: multissl train {recipe_name} "
-        f"train.lr={lr / 10:g} --resume {run_dir} (or set train.clip_grad_norm).")
+    reason = _not_worth(Path(run_dir), last_step, finite)
+    if reason is None:
+        return TrainingDivergedError(
+            f"{what} The last checkpoint ({last}, step {last_step}) was followed by {finite} finite steps. Resume "
+            f"from it with a lower learning rate, which applies from step {last_step} on: multissl train "
+            f"{recipe_name} train.lr={lr / 10:g} --resume {run_dir} (or set train.clip_grad_norm).")
+    previous = last.with_name("previous")
+    prev_step = _step_of(previous)
+    if prev_step is not None and _not_worth(Path(run_dir), prev_step, step - 1 - prev_step) is None:
+        return TrainingDivergedError(
+            f"{what} The last checkpoint (step {last_step}) is not worth resuming: {reason}; the one before it "
+            f"({previous}, step {prev_step}) was followed by {step - 1 - prev_step} finite steps. Resume from it "
+            f"with a lower learning rate: multissl train {recipe_name} train.lr={lr / 10:g} --resume {previous} "
+            "(or set train.clip_grad_norm).")
+    return TrainingDivergedError(f"{what} The last checkpoint (step {last_step}) is not worth resuming: {reason}. "
+                                 f"{restart}")
+
+
+def _step_of(folder: Path) -> int | None:
+    from multissl.train.checkpoint import read_state
+
+    try:
+        return read_state(folder)["step"] if folder.is_dir() else None
+    except (MultisslError, KeyError):
+        return None
+
+
+def _not_worth(run_dir: Path, ckpt_step: int, finite: int) -> str | None:
+    """Why resuming from the checkpoint at ``ckpt_step`` would not help, or None when it looks healthy."""
+    if finite <= 0:
+        return "its weights already give a non-finite loss"
+    blown = _exploding(run_dir, ckpt_step)
+    if blown:
+        return f"the loss after it ({blown[1]:.3g}) was already over 1000 x the run's first loss ({blown[0]:.3g})"
+    return None
 
 
 def _exploding(run_dir: Path, last_step: int) -> tuple[float, float] | None:
