@@ -315,6 +315,10 @@ def embed_run(run: Path, data: str, out: Path, checkpoint: str | None = None, ba
         raise MultisslError(f"--out {out}: use a .npy or .parquet file name")
     if out.exists() and out.is_dir():
         raise MultisslError(f"--out {out} is a folder; give a .npy or .parquet file name")
+    if not str(data).startswith("hf:"):
+        from multissl.data import resolve_data_path
+
+        resolve_data_path(data, "--data")  # a wrong path fails before the model and training data load
     recipe = load_recipe(str(recipe_file))
     choice = checkpoint or ("best" if (run / "checkpoints" / "best").exists() else "last")
     weights = run / "checkpoints" / choice / "model.safetensors"

@@ -71,7 +71,7 @@ def load(path: str | Path, encoding: str = "latin1") -> Any:
         return RestrictedUnpickler(io.BytesIO(data), str(p), encoding=encoding).load()
     except DataError:
         raise
-    except Exception as exc:  # truncated or not a pickle at all
+    except Exception as exc:  # noqa: BLE001 - truncated or not a pickle at all: any failure is a DataError
         raise DataError(f"{p} is not a readable pickle ({type(exc).__name__}: {str(exc)[:120]}); "
                         "replace it with an intact copy.") from None
 
@@ -89,7 +89,7 @@ def read_planetoid(folder: str | Path, prefix: str) -> Any:
     """PyG's ``read_planetoid_data`` with every ``ind.<prefix>.*`` pickle read by the restricted unpickler."""
     from unittest import mock
 
-    import torch_geometric.io.planetoid as planetoid
+    from torch_geometric.io import planetoid
 
     folder = Path(folder)
     for name in ("x", "tx", "allx", "y", "ty", "ally", "graph"):
@@ -102,6 +102,6 @@ def read_planetoid(folder: str | Path, prefix: str) -> Any:
             return planetoid.read_planetoid_data(str(folder), prefix)
     except DataError:
         raise
-    except Exception as exc:  # truncated files, mismatched sizes
+    except Exception as exc:  # noqa: BLE001 - truncated files, mismatched sizes: any failure is a DataError
         raise DataError(f"Cannot read the Planetoid files ind.{prefix}.* in {folder} ({type(exc).__name__}: "
                         f"{str(exc)[:150]}); replace them with intact copies.") from None

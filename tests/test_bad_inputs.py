@@ -44,7 +44,8 @@ def _copy(run: Path, tmp: Path) -> Path:
 
 
 def _digits_csv(tmp: Path, edit: Callable[[list[list[str]]], None], rows: int = 160) -> Path:
-    lines = [ln.split(",") for ln in gzip.open(DATA / "digits" / "digits.csv.gz", "rt").read().splitlines()[:rows]]
+    with gzip.open(DATA / "digits" / "digits.csv.gz", "rt") as fh:
+        lines = [ln.split(",") for ln in fh.read().splitlines()[:rows]]
     edit(lines)
     path = tmp / "table.csv"
     path.write_text("\n".join(",".join(r) for r in lines) + "\n")
@@ -312,6 +313,21 @@ def embed_not_a_run(tmp: Path, finished: Path):
                          str(tmp / "e.npy")]), None
 
 
+def embed_missing_data(tmp: Path, finished: Path):
+    out = tmp / "e.npy"
+    return lambda: main(["embed", "--run", str(finished), "--data", str(tmp / "nope.csv"), "--out", str(out)]), None
+
+
+def retrieval_split_absent(tmp: Path, finished: Path):
+    src = DATA / "flickr8k-mini"
+    rows = [json.loads(ln) for ln in (src / "captions.jsonl").read_text().splitlines()[:10]]
+    for r in rows:
+        r["split"], r["image"] = "train", str(src / r["image"])
+    path = tmp / "captions.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return lambda: main(["eval", "retrieval", "--data", str(path), "--split", "test"]), None
+
+
 def embed_bad_suffix(tmp: Path, finished: Path):
     return lambda: main(["embed", "--run", str(finished), "--data", "digits/digits.csv.gz", "--out",
                          str(tmp / "e.txt")]), None
@@ -396,6 +412,8 @@ ROWS = [
     (embed_garbage_weights, 2, ["model.safetensors", "SHA-256"]),
     (embed_not_a_run, 2, ["not a run folder"]),
     (embed_bad_suffix, 2, [".npy or .parquet"]),
+    (embed_missing_data, 2, ["nope.csv", "not found"]),
+    (retrieval_split_absent, 2, ["no 'test' images", "train"]),
     (output_dir_is_file, 2, ["afile", "not writable"]),
     (run_dir_is_file, 2, ["afile", "is a file"]),
     (run_dir_under_file, 2, ["afile", "not writable"]),

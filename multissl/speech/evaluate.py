@@ -33,13 +33,14 @@ def load_run(run: Path):
     from multissl.errors import CheckpointError
     from multissl.recipes import load_recipe
     from multissl.speech.tasks import build_method
-    from multissl.train.checkpoint import load_weights
+    from multissl.train.checkpoint import load_weights, verify_file
 
     recipe = load_recipe(str(run / "recipe.yaml"))
     method = build_method(recipe.config)
     for kind in ("best", "last"):
         weights = run / "checkpoints" / kind / "model.safetensors"
         if weights.exists():
+            verify_file(weights)  # the SHA-256 recorded in trainer_state.json
             tensors = load_file(str(weights))
             if "input_mean" not in tensors:  # runs written before the global-CMVN buffers existed
                 tensors.update({k: method.state_dict()[k] for k in ("input_mean", "input_std")})

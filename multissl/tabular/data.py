@@ -60,7 +60,7 @@ def _numeric(arr: np.ndarray, path, header: bool) -> np.ndarray:
         raise DataError(f"{path}: the table is not numeric")
     bad = np.argwhere(~np.isfinite(out))
     if len(bad):
-        r, c = (int(v) for v in bad[0])
+        r, c = bad[0].tolist()
         raise DataError(f"{path}: row {r + 1} (line {r + offset}), column {c + 1} is empty, NaN or infinite "
                         f"({len(bad)} such cells); fill or drop those rows")
     return out

@@ -41,7 +41,11 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 def check_utf8(path: Path) -> None:
     """A DataError naming ``path`` and the byte offset when the (optionally gzipped) file is not UTF-8."""
-    raw = gzip.open(path, "rb").read() if str(path).endswith(".gz") else Path(path).read_bytes()
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+    else:
+        raw = Path(path).read_bytes()
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
