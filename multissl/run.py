@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from multissl.errors import CheckpointError, DataError, MultisslError, RecipeError
+from multissl.errors import CheckpointError, DataError, MultisslError, RecipeError, TrainingDivergedError
 from multissl.recipes import Recipe
 
 RUN_FILES = ("checkpoints", "results.json", "metrics.jsonl", "tensorboard", "plots", "export", "recipe.yaml",
@@ -63,13 +63,16 @@ def _remove_created(target: Path, top: Path) -> None:
 
 
 def check_writable(folder: Path, flag: str) -> None:
-    """Create ``folder`` (and ``checkpoints/``) and prove files can be written there; one line if not."""
+    """Create ``folder`` and prove files can be written there (and in ``checkpoints/`` when it exists);
+    one line if not."""
     for sub in (folder, folder / "checkpoints"):
         if sub.exists() and not sub.is_dir():
             raise MultisslError(f"{flag} {folder}: {sub} is a file, not a folder; choose another {flag}")
     try:
-        (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         for sub in (folder, folder / "checkpoints"):
+            if not sub.is_dir():
+                continue
             probe = sub / f".write-test-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
@@ -144,9 +147,10 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def recipe_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
-    """Dotted keys whose values differ between two recipe dicts: {key: [old, new]}."""
+    """Dotted keys whose values differ between two recipe dicts: {key: [old, new]}. Keys only one side
+    has (a field added or removed by a newer multissl) are not changes the user asked for."""
     a, b = _flatten(old), _flatten(new)
-    return {k: [a.get(k), b.get(k)] for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+    return {k: [a[k], b[k]] for k in sorted(set(a) & set(b)) if a[k] != b[k]}
 
 
 def check_resume_changes(changes: dict[str, list[Any]], folder: Path) -> None:
@@ -160,8 +164,8 @@ def check_resume_changes(changes: dict[str, list[Any]], folder: Path) -> None:
         more = f" (and {len(refused) - 1} more: {', '.join(list(refused)[1:4])})" if len(refused) > 1 else ""
         raise RecipeError(
             f"--resume {folder}: {k} was {was!r} in the run and is {now!r} now{more}; a resumed run keeps its "
-            "model, data, method, batch, seed and precision. Drop that override, or start a new run "
-            f"(another --run-dir). Settings that may change on resume: {', '.join(RESUMABLE)}")
+            "model, data, method, batch, seed and precision. Resume with the run's own recipe (multissl train "
+            f"{folder / 'recipe.yaml'} --resume {folder}), or start a new run (another --run-dir). Settings that may change on resume: {', '.join(RESUMABLE)}")
 
 
 def _resume_target(resume: str, run_dir: str | None) -> tuple[Path, Path]:
@@ -278,6 +282,7 @@ def run_recipe(recipe: Recipe, resume: str | None = None, output_dir: str | None
             if _is_main():
                 clear_run(target)
         created = _first_missing(target)
+    existing = {p.name for p in target.iterdir()} if target.is_dir() else set()
     if _is_main():
         check_writable(target, flag)
     if resume:
@@ -291,8 +296,14 @@ def run_recipe(recipe: Recipe, resume: str | None = None, output_dir: str | None
     except MultisslError as exc:
         if history is not None and isinstance(exc, CheckpointError):
             unrecord_resume(target, history)  # the checkpoint could not be loaded: no resume happened
-        if created is not None and _is_main() and not (target / "checkpoints" / "last").exists():
-            _remove_created(target, created)  # nothing worth keeping: leave no half-written folder
+        diverged = isinstance(exc, TrainingDivergedError)  # kept: its metrics and recipe are the diagnosis
+        if not resume and not diverged and _is_main() and not (target / "checkpoints" / "last").exists():
+            if created is not None:  # nothing worth keeping: leave no half-written folder
+                _remove_created(target, created)
+            else:  # the folder was the user's: take back only what this run added to it
+                for p in target.iterdir():
+                    if p.name not in existing:
+                        shutil.rmtree(p) if p.is_dir() else p.unlink()
         raise
     if trainer.main:
         print(f"run folder: {target}")

@@ -348,6 +348,13 @@ def run_dir_under_file(tmp: Path, finished: Path):
     return lambda: main(["train", *TINY, "--run-dir", str(tmp / "afile" / "run")]), None
 
 
+def existing_empty_run_dir_bad_data(tmp: Path, finished: Path):
+    path = _digits_csv(tmp, _set(2, 5, "abc"))
+    run = tmp / "mine"
+    run.mkdir()
+    return lambda: main(["train", *TINY, f"data.path={path}", "--run-dir", str(run)]), run
+
+
 def checkpoints_is_file(tmp: Path, finished: Path):
     run = tmp / "run"
     run.mkdir()
@@ -362,6 +369,12 @@ def read_only_run_dir(tmp: Path, finished: Path):
     run.mkdir()
     run.chmod(0o555)
     return lambda: main(["train", *TINY, "--run-dir", str(run)]), run
+
+
+def run_dir_on_read_only_fs(tmp: Path, finished: Path):
+    if not Path("/proc/self").exists():
+        pytest.skip("needs Linux /proc")
+    return lambda: main(["train", *TINY, "--run-dir", "/proc/multissl-run"]), None
 
 
 def finished_run_no_overwrite(tmp: Path, finished: Path):
@@ -402,7 +415,7 @@ ROWS = [
     (override_without_value, 2, ["key.sub=value"]),
     (recipe_not_yaml, 2, ["bad.yaml", "not valid YAML"]),
     (unknown_eval, 2, ["Unknown evaluation 'stss'", "sts"]),
-    (resume_width_changed, 2, ["method.hidden", "16", "32", "start a new run"]),
+    (resume_width_changed, 2, ["method.hidden", "16", "32", "recipe.yaml --resume", "start a new run"]),
     (resume_batch_changed, 2, ["train.batch_size", "128", "64"]),
     (resume_checkpoint_other_width, 2, ["(16,", "(32,", "in the checkpoint", "in the recipe"]),
     (state_bad_value, 2, ["trainer_state.json", "'step'", "'abc'"]),
@@ -418,7 +431,9 @@ ROWS = [
     (run_dir_is_file, 2, ["afile", "is a file"]),
     (run_dir_under_file, 2, ["afile", "not writable"]),
     (checkpoints_is_file, 2, ["checkpoints", "is a file"]),
+    (existing_empty_run_dir_bad_data, 2, ["table.csv", "row 3"]),
     (read_only_run_dir, 2, ["not writable"]),
+    (run_dir_on_read_only_fs, 2, ["/proc/multissl-run", "not writable"]),
     (finished_run_no_overwrite, 2, ["already holds a run", "--overwrite", "--resume"]),
     (resume_missing, 2, ["no such folder"]),
     (resume_a_file, 2, ["is a file"]),

@@ -97,6 +97,9 @@ def main(argv: list[str]) -> int:
     res = evaluate_retrieval(encoder.tokenizer, lambda b: encoder(**b), rset, code_length=a.code_length,
                              query_length=a.query_length, batch_size=a.batch_size, device=device)
     res["wall_s"] = time.perf_counter() - t0
+    from multissl.eval.guards import require_finite
+
+    require_finite(res, f"code retrieval of {a.model}")
     if a.json:
         print(json.dumps(res))
     else:
