@@ -20,14 +20,19 @@ def _rows(run: Path) -> list[dict]:
     return [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+TINY = ["tabular/scarf-digits", "train.checkpoint_every=2", "method.hidden=16", "method.encoder_layers=1",
+        "train.progress=false", "train.log_every=1"]
+
+
 def test_resume_with_new_lr_applies_from_the_resume_step_and_is_recorded(tmp_path):
     run = tmp_path / "run"
-    assert main(["train", *BASE, "train.max_steps=4", "train.lr=0.01", "--run-dir", str(run)]) == 0
-    assert main(["train", *BASE, "train.max_steps=8", "train.lr=0.002", "--resume", str(run)]) == 0
+    assert main(["train", *TINY, "train.max_steps=4", "train.lr=0.01", "--run-dir", str(run)]) == 0
+    assert main(["train", *TINY, "train.max_steps=8", "train.lr=0.002", "--resume", str(run)]) == 0
     lrs = {r["step"]: r["lr"] for r in _rows(run) if "lr" in r}
     assert [lrs[s] for s in range(1, 5)] == [0.01] * 4 and [lrs[s] for s in range(5, 9)] == [0.002] * 4
     history = [json.loads(ln) for ln in (run / "resume_history.jsonl").read_text().splitlines()]
-    assert history[-1]["step"] == 4 and history[-1]["changes"]["train.lr"] == [0.01, 0.002]
+    assert history[-1]["step"] == 4 and history[-1]["changes"] == {"train.lr": [0.01, 0.002],
+                                                                   "train.max_steps": [4, 8]}
     assert "lr: 0.002" in (run / "recipe.yaml").read_text()
 
 
@@ -52,8 +57,7 @@ def test_advice_points_to_previous_when_last_already_diverges(tmp_path, capsys, 
     from multissl.tabular import methods
 
     run = tmp_path / "run"
-    args = ["tabular/scarf-digits", "train.max_steps=8", "train.checkpoint_every=2", "method.hidden=16",
-            "method.encoder_layers=1", "train.progress=false", "train.log_every=1"]
+    args = [*TINY, "train.max_steps=8"]
     original, calls = methods.ScarfMethod.forward, {"n": 0}
 
     def forward(self, batch):
