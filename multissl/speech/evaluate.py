@@ -124,6 +124,9 @@ def main(argv: list[str]) -> int:
                 rows.append({"upstream": name, "seed": seed, "task": task, "layer": layer, "test_acc": res["test"],
                              "extract_s": extract_s, "probe_s": time.perf_counter() - t1,
                              "layer_weights": res.get("weights")})
+                from multissl.eval.guards import require_finite
+
+                require_finite(rows[-1], f"speech probe {task}/{layer} of {name}")
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "layer_weights"}))
     print("\n| upstream | task | layer | test accuracy (mean +- std) | n | extract s | probe s |")
     print("|---|---|---|---|---|---|---|")
