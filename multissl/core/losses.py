@@ -39,6 +39,7 @@ def info_nce(
     symmetric: bool = False,
     normalize: bool = True,
     gather: bool = False,
+    in_batch_negatives: bool = True,
 ) -> torch.Tensor:
     """InfoNCE / NT-Xent cross-entropy of queries against keys (Oord et al. 2018; He et al. 2020).
 
@@ -61,25 +62,40 @@ def info_nce(
         symmetric: also compute key->query over the in-batch block and average both directions (CLIP).
         normalize: L2-normalise query and keys first.
         gather: gather keys (with gradients) from all processes; local rows vs all columns.
+        in_batch_negatives: False = the in-batch block is only each row's own key (one column, the
+            positive) and the negatives come from ``extra_keys`` alone: MoCo's ``[q.k+ | q.queue]``
+            (``gather`` then has nothing to gather; ``symmetric`` is refused).
     """
+    if not in_batch_negatives:
+        if symmetric:
+            raise ValueError("info_nce: symmetric=True needs in-batch negatives (the reverse direction has no queue)")
+        if key.shape[0] != query.shape[0]:
+            raise ValueError(f"info_nce: in_batch_negatives=False pairs query i with key i; got {query.shape[0]} "
+                             f"queries and {key.shape[0]} keys")
     if normalize:
         query, key = F.normalize(query, dim=-1), F.normalize(key, dim=-1)
     blocks = [] if extra_keys is None else (list(extra_keys) if isinstance(extra_keys, list) else [extra_keys])
     if normalize:
         blocks = [F.normalize(b, dim=-1) for b in blocks]
     all_keys, all_key_ids, offset = key, key_ids, 0
-    if gather and world_size() > 1:
+    if gather and world_size() > 1 and in_batch_negatives:
         all_keys = gather_with_grad(key)
         if key_ids is not None:
             all_key_ids = all_gather_no_grad(key_ids)
         offset = rank() * key.shape[0]
-    logits = torch.cat([_block_logits(query, all_keys)] + [_block_logits(query, b) for b in blocks], dim=1)
+    if in_batch_negatives:
+        first = _block_logits(query, all_keys)  # (B, N)
+    else:
+        first = (query * key).sum(-1, keepdim=True)  # (B, 1): the positive only
+    logits = torch.cat([first] + [_block_logits(query, b) for b in blocks], dim=1)
     logits = logits / temperature
     batch, columns = logits.shape
 
     hard = positive_mask is None
     if hard:
         labels = torch.arange(batch, device=query.device) + offset
+        if not in_batch_negatives:
+            labels = torch.zeros(batch, dtype=torch.long, device=query.device)
         positives = F.one_hot(labels, columns).bool() if (soft_targets is not None or _needs_mask(
             false_negative_mask, query_ids)) else None
     else:
@@ -96,7 +112,7 @@ def info_nce(
         if all_key_ids is None:
             raise ValueError("query_ids needs key_ids")
         block_ids = extra_key_ids if isinstance(extra_key_ids, (list, tuple)) else [extra_key_ids] * len(blocks)
-        same = [query_ids[:, None] == all_key_ids[None, :]]
+        same = [query_ids[:, None] == (all_key_ids[None, :] if in_batch_negatives else all_key_ids[:, None])]
         for b, ids in zip(blocks, block_ids, strict=True):
             width = b.shape[0] if b.dim() == 2 else b.shape[1]
             if ids is None or b.dim() == 3:  # no ids for this block: nothing to mask
