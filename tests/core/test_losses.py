@@ -213,3 +213,22 @@ def test_info_nce_queue_only_is_moco_reference_logits():
     assert info_nce(q, k, temperature=0.2, extra_keys=queue).item() > got.item()  # in-batch adds negatives
     with pytest.raises(ValueError, match="symmetric"):
         info_nce(q, k, extra_keys=queue, in_batch_negatives=False, symmetric=True)
+
+
+def test_info_nce_symmetric_honours_masks_and_refuses_extra_keys():
+    """Defect 3: the reverse direction used to drop positive_mask / false_negative_mask."""
+    torch.manual_seed(0)
+    q, k = torch.randn(5, 6), torch.randn(5, 6)
+    pos = torch.eye(5, dtype=torch.bool)
+    pos[0, 1] = True
+    drop = torch.zeros(5, 5, dtype=torch.bool)
+    drop[2, 4] = drop[3, 0] = True
+    for kw, rev in (({"positive_mask": pos}, {"positive_mask": pos.t()}),
+                    ({"false_negative_mask": drop}, {"false_negative_mask": drop.t()})):
+        both = info_nce(q, k, temperature=0.3, symmetric=True, **kw)
+        ref = 0.5 * (info_nce(q, k, temperature=0.3, **kw) + info_nce(k, q, temperature=0.3, **rev))
+        assert both.item() == pytest.approx(ref.item(), rel=1e-6)
+        plain = info_nce(q, k, temperature=0.3, symmetric=True)
+        assert both.item() != pytest.approx(plain.item(), rel=1e-4)  # the masks change both directions
+    with pytest.raises(ValueError, match="extra_keys"):
+        info_nce(q, k, extra_keys=torch.randn(3, 6), symmetric=True)

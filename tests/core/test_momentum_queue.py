@@ -19,6 +19,8 @@ def test_ema_update_formula_and_frozen_copy():
     ema_update(target, online, 0.9)
     for b, t, o in zip(before, target.parameters(), online.parameters(), strict=True):
         assert torch.allclose(t, 0.9 * b + 0.1 * o)
+    assert torch.equal(target[1].running_mean, torch.zeros(2))  # parameters only, as MoCo / BYOL
+    ema_update(target, online, 0.9, copy_buffers=True)
     assert torch.equal(target[1].running_mean, online[1].running_mean)
 
 
