@@ -20,12 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from multissl.core.method import (
-    LossOutput,
-    Progress,
-    after_optimizer_step,
-    before_optimizer_step,
-)
+from multissl.core.method import LossOutput, Progress, after_optimizer_step, before_optimizer_step
 from multissl.errors import MultisslError
 from multissl.eval.guards import require_finite
 from multissl.tasks import TaskParts
