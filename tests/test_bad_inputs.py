@@ -495,3 +495,16 @@ def test_nan_in_a_training_batch_is_a_data_error_not_lr_advice(tmp_path):
     batch = {"x": torch.tensor([[1.0, float("nan")]]), "ids": torch.tensor([3])}
     err = divergence_error(torch.tensor(float("nan")), batch, 5, 0, tmp_path, None, 1e-3, "r.yaml")
     assert isinstance(err, DataError) and "batch['x']" in str(err) and "lower learning rate will not" in str(err)
+
+
+def test_eval_and_bench_listings_do_not_import_torch():
+    """`multissl eval --help` / `bench --help` list names from the catalogs alone (issue: 9-14 s before)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from multissl.cli import main; main(['eval', '--help']); main(['bench', '--help']); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-500:] + out.stderr[-500:]
+    assert "sts" in out.stdout and "overhead" in out.stdout
