@@ -180,15 +180,8 @@ def _resume_target(resume: str, run_dir: str | None) -> tuple[Path, Path]:
 
 def prepare_resume(recipe: Recipe, resume: str, folder: Path, target: Path) -> dict[str, Any]:
     """Check and repair a run folder before resuming it; returns the resume-history row to record."""
-    from multissl.train.checkpoint import find_checkpoint, read_state
+    from multissl.train.checkpoint import find_checkpoint, read_state, verify_checkpoint
 
-    if _is_main():
-        repair_after_kill(folder, 10**18)  # first restore an interrupted swap, so a checkpoint is found
-    ckpt = find_checkpoint(Path(resume) if Path(resume) != folder else folder)
-    step = read_state(ckpt).get("step")
-    if not isinstance(step, int) or step < 0:
-        raise CheckpointError(f"{ckpt}/trainer_state.json: 'step' is {step!r}, not a step count; the checkpoint "
-                              "is corrupt. Resume from another checkpoint or start again.")
     changes: dict[str, list[Any]] = {}
     recipe_file = folder / "recipe.yaml"
     if recipe_file.exists():
@@ -200,6 +193,11 @@ def prepare_resume(recipe: Recipe, resume: str, folder: Path, target: Path) -> d
             raise CheckpointError(f"{recipe_file} is not valid YAML ({exc}); restore it to resume") from None
         changes = recipe_changes(old, recipe.to_dict())
         check_resume_changes(changes, folder)
+    if _is_main():
+        repair_after_kill(folder, 10**18)  # first restore an interrupted swap, so a checkpoint is found
+    ckpt = find_checkpoint(Path(resume) if Path(resume) != folder else folder)
+    step = read_state(ckpt)["step"]
+    verify_checkpoint(ckpt)  # every file against its SHA-256 before anything is moved
     last = folder / "checkpoints" / "last"
     if _is_main() and ckpt.resolve() != last.resolve() and last.is_dir() and ckpt.parent == last.parent:
         later = read_state(last).get("step", 0)

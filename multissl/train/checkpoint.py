@@ -190,6 +190,24 @@ def write_checkpoint(
             shutil.rmtree(old)
 
 
+def verify_checkpoint(folder: Path) -> None:
+    """Check every file a checkpoint's trainer_state.json records against its SHA-256."""
+    for name in read_state_hashes(folder):
+        if not (Path(folder) / name).is_file():
+            raise CheckpointError(f"{folder}/{name} is missing; the checkpoint is incomplete. Resume from another "
+                                  "checkpoint or start again.")
+        verify_file(Path(folder) / name)
+
+
+def read_state_hashes(folder: Path) -> dict[str, str]:
+    """The {file: SHA-256} a checkpoint recorded ({} for checkpoints written before hashes existed)."""
+    try:
+        recorded = json.loads((Path(folder) / STATE).read_text()).get(HASHES, {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
 def find_checkpoint(path: Path) -> Path:
     """The checkpoint folder for a run folder, a checkpoints/ folder or a checkpoint itself."""
     path = Path(path)
