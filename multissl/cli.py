@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from multissl.errors import MultisslError
@@ -110,25 +111,33 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
-def guarded(fn) -> int:
+def guarded(fn: Callable[[], int | None]) -> int:
     """Run ``fn()`` as the CLI does: a user error (MultisslError, an unreadable file or folder, a file
-    that is not UTF-8) prints ONE line ``multissl: error: ...`` and returns 2, never a traceback."""
+    that is not UTF-8) prints ONE line ``multissl: error: ...`` and returns 2, never a traceback
+    (set ``MULTISSL_TRACEBACK=1`` to see the traceback of an OSError / UnicodeDecodeError)."""
     try:
         return int(fn() or 0)
     except MultisslError as exc:
         print(f"multissl: error: {exc}", file=sys.stderr)
         return 2
-    except UnicodeDecodeError as exc:  # a loader that did not name its file: still one line, with the offset
-        print(f"multissl: error: an input file is not UTF-8 text (byte offset {exc.start}: {exc.reason}); "
-              "convert it to UTF-8", file=sys.stderr)
-        return 2
-    except OSError as exc:  # a folder or file the system refused (permissions, a file where a folder goes)
-        print(f"multissl: error: {exc.strerror or exc} ({exc.filename or 'file system'}); check that path",
-              file=sys.stderr)
-        return 2
+    except (UnicodeDecodeError, OSError):
+        if os.environ.get("MULTISSL_TRACEBACK"):
+            raise
+        return _system_error(sys.exc_info()[1])
     except KeyboardInterrupt:
         print("multissl: interrupted; resume with --resume RUN_DIR", file=sys.stderr)
         return 130
+
+
+def _system_error(exc: BaseException | None) -> int:
+    """One line for an OSError or UnicodeDecodeError that reached the CLI; exit code 2."""
+    if isinstance(exc, UnicodeDecodeError):  # a loader that did not name its file: one line, with the offset
+        print(f"multissl: error: an input file is not UTF-8 text (byte offset {exc.start}: {exc.reason}); "
+              "convert it to UTF-8", file=sys.stderr)
+    elif isinstance(exc, OSError):  # the system refused a path (permissions, a file where a folder goes)
+        print(f"multissl: error: {exc.strerror or exc} ({exc.filename or 'file system'}); check that path",
+              file=sys.stderr)
+    return 2
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

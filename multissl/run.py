@@ -16,7 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from multissl.errors import CheckpointError, DataError, MultisslError, RecipeError, TrainingDivergedError
+from multissl.errors import (
+    CheckpointError,
+    DataError,
+    MultisslError,
+    RecipeError,
+    TrainingDivergedError,
+)
 from multissl.recipes import Recipe
 
 RUN_FILES = ("checkpoints", "results.json", "metrics.jsonl", "tensorboard", "plots", "export", "recipe.yaml",
@@ -324,6 +330,9 @@ def embed_run(run: Path, data: str, out: Path, checkpoint: str | None = None, ba
         raise MultisslError(f"--out {out}: use a .npy or .parquet file name")
     if out.exists() and out.is_dir():
         raise MultisslError(f"--out {out} is a folder; give a .npy or .parquet file name")
+    blocker = next((p for p in out.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise MultisslError(f"--out {out}: {blocker} is a file, not a folder; choose another --out")
     if not str(data).startswith("hf:"):
         from multissl.data import resolve_data_path
 

@@ -333,6 +333,12 @@ def embed_bad_suffix(tmp: Path, finished: Path):
                          str(tmp / "e.txt")]), None
 
 
+def embed_out_under_file(tmp: Path, finished: Path):
+    (tmp / "afile").write_text("x")
+    return lambda: main(["embed", "--run", str(finished), "--data", "digits/digits.csv.gz", "--out",
+                         str(tmp / "afile" / "e.npy")]), None
+
+
 def output_dir_is_file(tmp: Path, finished: Path):
     (tmp / "afile").write_text("x")
     return lambda: main(["train", *TINY, "--output-dir", str(tmp / "afile")]), None
@@ -426,6 +432,7 @@ ROWS = [
     (embed_not_a_run, 2, ["not a run folder"]),
     (embed_bad_suffix, 2, [".npy or .parquet"]),
     (embed_missing_data, 2, ["nope.csv", "not found"]),
+    (embed_out_under_file, 2, ["afile", "is a file"]),
     (retrieval_split_absent, 2, ["no 'test' images", "train"]),
     (output_dir_is_file, 2, ["afile", "not writable"]),
     (run_dir_is_file, 2, ["afile", "is a file"]),
