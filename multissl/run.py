@@ -121,6 +121,10 @@ def repair_after_kill(folder: Path, step: int) -> list[str]:
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
             done.append(f"removed checkpoints/{stale.name}")
     metrics = folder / "metrics.jsonl"
+    stale_rows = folder / ".metrics.jsonl.tmp"
+    if stale_rows.exists():  # a kill while the rows were being rewritten: metrics.jsonl itself is intact
+        stale_rows.unlink()
+        done.append("removed .metrics.jsonl.tmp")
     if metrics.exists():
         keep, dropped = [], 0
         for line in metrics.read_text().splitlines():
