@@ -67,7 +67,8 @@ class Run:
         steps, epochs = res.get("steps"), res.get("epochs")
         if epochs is None and not train.get("max_steps") and steps is not None:
             epochs = train.get("epochs")  # runs written before results.json carried "epochs"
-        return {"steps": steps, "epochs": epochs, "wall_s": res.get("wall_s", self._wall_from_files()),
+        wall = res["wall_s"] if "wall_s" in res else self._wall_from_files()
+        return {"steps": steps, "epochs": epochs, "wall_s": wall,
                 "cpu_s": res.get("cpu_s"), "batch_size": train.get("batch_size")}
 
     def _wall_from_files(self) -> float | None:
