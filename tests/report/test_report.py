@@ -233,3 +233,22 @@ def test_a_broken_run_is_listed_not_fatal(runs_dir, tmp_path):
     (runs / "scarf-digits" / "b" / "results.json").write_text("{not json")
     html = write_report([runs], tmp_path / "out").read_text()
     assert "unreadable results.json" in html
+
+
+@pytest.mark.slow
+def test_page_renders_in_headless_chromium(page, tmp_path):
+    """A real browser: non-blank screenshot, no console error, every <img> loaded (~10 s)."""
+    from multissl.report.browser import check_page, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium installed (apt-get install chromium, or set MULTISSL_CHROMIUM)")
+    out, cells, _ = page
+    res = check_page(out / "index.html", tmp_path / "shot.png")
+    assert res["errors"] == []
+    assert len(res["images"]) == len(cells.imgs) and all(ok for _, ok in res["images"])
+    assert res["ink_fraction"] > 0.01 and res["ok"]
+    # the check can fail: a missing picture is reported
+    broken = out / "broken.html"
+    broken.write_text((out / "index.html").read_text().replace("</body>", '<img src="img/none.png"></body>'))
+    bad = check_page(broken, tmp_path / "bad.png")
+    assert not bad["ok"] and ("img/none.png", False) in bad["images"]
