@@ -179,7 +179,7 @@ def _overview_row(modality: str, groups: list[dict[str, Any]], bench: list[dict[
                            "mean": best["summary"].get(b["key"], {}).get("mean")} for b in bl],
         }
     peers = [b for b in bench if b["peer"] is not None]
-    row["peer"] = peers[-1] if peers else None
+    row["peer"] = max(peers, key=lambda b: b["time"]) if peers else None  # the latest comparison
     return row
 
 

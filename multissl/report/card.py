@@ -22,7 +22,7 @@ BASE_LICENCES = {"sentence-transformers/all-MiniLM-L6-v2": "apache-2.0"}
 _HF_LICENCE = [  # licence text in data/README.md -> Hugging Face licence id (first match wins)
     (r"CC BY-NC-SA 3\.0", "cc-by-nc-sa-3.0"), (r"CC BY-NC-SA 4\.0", "cc-by-nc-sa-4.0"),
     (r"CC BY-ND 4\.0", "cc-by-nd-4.0"), (r"CC BY-SA 4\.0", "cc-by-sa-4.0"), (r"CC BY 4\.0", "cc-by-4.0"),
-    (r"\bMIT\b", "mit"), (r"ODC-By", "odc-by"),
+    (r"MIT", "mit"), (r"ODC-By( 1\.0)?", "odc-by"),
 ]
 PIPELINE = {"sentence-transformers": "sentence-similarity", "transformers": "feature-extraction",
             "backbone": "image-feature-extraction"}
@@ -74,10 +74,12 @@ def data_licences(recipe: dict[str, Any], readme: Path | None = None) -> list[di
 
 
 def hf_licence(licences: list[dict[str, str]]) -> str:
-    """One Hugging Face licence id when every set maps to the same one, else ``other``."""
+    """One Hugging Face licence id when every set is under exactly one and the same licence, else
+    ``other`` (a row such as "scores CC BY-SA 4.0, sentences keep their sources' licences" is not one)."""
     ids = set()
     for row in licences:
-        ids.add(next((hf for pat, hf in _HF_LICENCE if re.search(pat, row["licence"])), "other"))
+        text = re.sub(r"\([^)]*\)", "", row["licence"]).split(":", 1)[0].strip()
+        ids.add(next((hf for pat, hf in _HF_LICENCE if re.fullmatch(pat, text)), "other"))
     return ids.pop() if len(ids) == 1 else "other"
 
 

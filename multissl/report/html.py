@@ -93,7 +93,8 @@ def _overview(report: dict[str, Any]) -> str:
             head = '<td class="t">-</td><td>-</td><td class="t">-</td><td class="t">-</td>'
         p = row["peer"]
         peer = (f'{_e(p["what"])}: {fmt(p["ours"])} vs {fmt(p["peer"])} {_e(p["unit"])} ({_e(p["peer_name"])}), '
-                f'ratio {fmt(p["ratio"])}' if p else "no bench record")
+                f'ratio {fmt(p["ratio"])} ({"higher" if p["higher_is_better"] else "lower"} is better)'
+                if p else "no bench record")
         flagged = (f'<span class="flag">{row["flagged_runs"]}</span>' if row["flagged_runs"] else "0")
         rows.append(f'<tr><td class="t">{link}</td>{head}<td class="t">{peer}</td><td>{row["recipes"]}</td>'
                     f'<td>{row["runs"]}</td><td>{flagged}</td></tr>')
@@ -120,6 +121,7 @@ def _group(g: dict[str, Any]) -> str:
         head.append(f"<th>{_e(k)}</th>")
         for b in g["baselines"].get(k, []):
             head.append(f'<th class="base">{_e(b["label"])}<br><small>{_e(b["key"])}</small></th>')
+    ncols = 7 + sum(1 + len(g["baselines"].get(k, [])) for k in cols)
     body = []
     if len(g["runs"]) > 1:
         s = g["summary"]
@@ -135,7 +137,7 @@ def _group(g: dict[str, Any]) -> str:
     for r in g["runs"]:
         if r["problem"] and not r["test"]:
             body.append(f'<tr><td class="t">{_e(r["run"])}</td><td>{_e(r["seed"])}</td>'
-                        f'<td class="t flag" colspan="{5 + len(head) - 2}">{_e(r["problem"])}</td></tr>')
+                        f'<td class="t flag" colspan="{ncols - 2}">{_e(r["problem"])}</td></tr>')
             continue
         b = r["budget"]
         sel = r["selected"]

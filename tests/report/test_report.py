@@ -180,11 +180,33 @@ def test_model_card_of_the_text_export(runs_dir):
     res = json.loads((run / "results.json").read_text())
     assert meta["library_name"] == "sentence-transformers"
     assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert meta["license"] == "cc-by-sa-4.0"  # wiki1m and STS-B scores are CC BY-SA 4.0
+    # wiki1m is CC BY-SA 4.0, but STS-B's sentences keep their sources' licences: no single id
+    assert meta["license"] == "other" and "CC BY-SA 4.0" in card
     metrics = {m["name"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
     assert metrics["test/stsb_spearman"] == res["metrics"]["test/stsb_spearman"]
     assert "SentenceTransformer(" in card and "## Licence" in card and "wiki1m" in card
     assert not any((p / "export").exists() for p in runs_dir.glob("scarf-digits/*"))
+
+
+def test_model_card_of_a_backbone_export(tmp_path):
+    """An image backbone folder (weights file only) gets a card with the loading code and its data licence."""
+    import torch
+    import yaml
+    from safetensors.torch import save_file
+
+    from multissl.data import project_root
+    from multissl.report.card import write_model_card
+
+    recipe = yaml.safe_load((project_root() / "recipes/tabular/scarf-digits.yaml").read_text())
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "backbone.safetensors"))
+    results = {"metrics": {"test/acc": 0.5, "test/random_init_acc": 0.6, "test/acc_ci_low": 0.45,
+                           "test/acc_ci_high": 0.55}, "seed": 3, "steps": 10}
+    card = write_model_card(tmp_path, recipe, results).read_text()
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["license"] == "cc-by-4.0" and meta["pipeline_tag"] == "image-feature-extraction"
+    assert "| test/acc | 0.5 | [0.45, 0.55] | random-init floor 0.6 |" in card
+    assert "load_file(" in card
+    assert write_model_card(tmp_path / "nothing", recipe, results) is None
 
 
 def test_five_hundred_runs(runs_dir, tmp_path):
