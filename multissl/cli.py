@@ -58,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("name", nargs="?", help="benchmark name, or 'report'")
     b.add_argument("args", nargs=argparse.REMAINDER)
 
-    rp = sub.add_parser("report", help="static HTML report (index.html + report.json) of runs and bench records")
+    rp = sub.add_parser("report", help="static HTML report (index.html + report.json) of runs and bench records",
+                        description="Write DIR/index.html (opens from disk), DIR/report.json and DIR/img/ from "
+                        "run folders and runs/bench/*.jsonl records: one section per modality.")
     rp.add_argument("runs", nargs="*", default=["runs"], metavar="RUNS_DIR", help="folders of runs (default: runs)")
     rp.add_argument("--out", default="report", metavar="DIR", help="output folder (default: report)")
     return p

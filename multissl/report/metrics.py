@@ -35,7 +35,8 @@ BASELINES: dict[str, tuple[str, bool]] = {
 }
 _PREFIXES = sorted(BASELINES, key=len, reverse=True)
 _INTERVAL = re.compile(r"^(?P<base>.+?)_(?P<kind>ci\d*_low|ci\d*_high|ci\d*_lo|ci\d*_hi|lo|hi|low|high|std)$")
-_LOWER_BETTER = ("mse", "mae", "rmse", "loss", "chamfer", "error", "perplexity", "wall", "latency", "seconds")
+_LOWER_BETTER = ("mse", "mae", "rmse", "loss", "chamfer", "error", "perplexity", "wall", "latency", "seconds",
+                 "alignment", "uniformity")
 
 
 @dataclass(frozen=True)
