@@ -79,7 +79,8 @@ def _data_summary(recipe: dict[str, Any]) -> str:
         return str(data)
     keys = ("path", "root", "name", "train", "dev", "test", "captions", "dataset", "file")
     parts = [f"{k}={data[k]}" for k in keys if isinstance(data.get(k), (str, int)) and data.get(k) != ""]
-    return ", ".join(parts) or ", ".join(f"{k}={v}" for k, v in list(data.items())[:3])
+    return ", ".join(parts) or ", ".join(f"{k}={v}" for k, v in data.items()
+                                         if isinstance(v, (str, int, float)) and v != "")[:200]
 
 
 def group_entry(group: Group, out: Path, img_dir: Path) -> dict[str, Any]:
@@ -104,7 +105,7 @@ def group_entry(group: Group, out: Path, img_dir: Path) -> dict[str, Any]:
     headline = _headline(select_metric, all_plain,
                          {k: [Baseline(b["key"], k, b["label"], b["floor"]) for b in v] for k, v in all_baselines.items()})
     tests = [k for k in all_plain if k.startswith("test/")]
-    tests.sort(key=lambda k: k != headline)
+    tests.sort(key=lambda k: (k != headline, k.count("/") > 1))  # headline, top-level, then sub-evaluations
     summary: dict[str, dict[str, Any]] = {}
     for key in tests + [b["key"] for bs in all_baselines.values() for b in bs] + (
             ["selected"] if select_metric else []) + ["wall_s", "cpu_s", "steps"]:

@@ -25,7 +25,7 @@ td.t,th.t{text-align:left;white-space:normal;max-width:420px}tr.mean td{backgrou
 .scroll{overflow-x:auto}.lose{background:#fde3e1;color:#9b1c13;font-weight:600}.ok{color:#16632f}
 .flag{color:#9b1c13;font-weight:600}.ci{color:#5b6670;font-size:12px}.base{color:#5b6670}
 figure{display:inline-block;margin:6px 14px 6px 0;vertical-align:top}figcaption{font-size:12px;color:#5b6670}
-img{max-width:100%;border:1px solid #e3e8ed}details>summary{cursor:pointer;color:#2456a4}
+img{max-width:100%;border:1px solid #e3e8ed}figure.pic img{max-height:460px;max-width:640px}details>summary{cursor:pointer;color:#2456a4}
 .note{background:#fff8e0;border:1px solid #f1dc9c;padding:6px 10px;margin:8px 0}
 """
 
@@ -177,7 +177,7 @@ def _group(g: dict[str, Any]) -> str:
         figs.append(f'<figure><img src="{_e(g["curves"])}" alt="training curves of {_e(g["title"])}">'
                     f"<figcaption>train loss and validation curves, {n} run(s) overlaid</figcaption></figure>")
     for p in g["pictures"]:
-        figs.append(f'<figure><img src="{_e(p["src"])}" alt="{_e(p["caption"])}">'
+        figs.append(f'<figure class="pic"><img src="{_e(p["src"])}" alt="{_e(p["caption"])}">'
                     f'<figcaption>{_e(p["caption"])} ({_e(p["run"])})</figcaption></figure>')
     seeds = ", ".join(str(s) for s in g["seeds"][:20]) + (" ..." if len(g["seeds"]) > 20 else "")
     return (f'<article id="{_e(g["anchor"])}"><h3>{_e(g["title"])}</h3>'
