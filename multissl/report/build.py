@@ -201,9 +201,9 @@ def build_report(roots: list[Path], out: Path) -> dict[str, Any]:
     for g in groups:
         modalities.setdefault(g.runs[0].modality, {"groups": [], "bench": []})["groups"].append(
             group_entry(g, out, img_dir))
-    by_what: dict[tuple[str, str], list[BenchRecord]] = {}
-    for rec in records:
-        by_what.setdefault((rec.bench, rec.what), []).append(rec)
+    by_what: dict[tuple[str, str, str], list[BenchRecord]] = {}
+    for rec in records:  # one row per measurement: bench, what and the peer it is compared with
+        by_what.setdefault((rec.bench, rec.what, rec.peer_name), []).append(rec)
     for key in sorted(by_what):
         recs = by_what[key]
         rec = max(enumerate(recs), key=lambda x: (x[1].time, x[0]))[1]  # the latest (later line on ties)

@@ -154,7 +154,9 @@ def test_bench_records_latest_per_measurement(page):
     text = report["modalities"]["text"]["bench"]
     assert len(text) == 1 and text[0]["records"] == 2 and text[0]["ours"] == 420.0
     assert text[0]["ratio"] == pytest.approx(420.0 / 400.0)
-    assert report["modalities"]["graph"]["bench"][0]["higher_is_better"] is False
+    graph = report["modalities"]["graph"]["bench"]
+    assert [b["peer_name"] for b in graph] == ["DGL GAT", "PyG GAT"]  # one row per peer
+    assert graph[0]["higher_is_better"] is False
     ratios = [float(td["data-value"]) for td in cells.tds if td.get("data-key") == "ratio"]
     assert pytest.approx(420.0 / 400.0) in ratios and pytest.approx(0.12 / 0.15) in ratios
     overview = {row["modality"]: row for row in report["overview"]}
