@@ -59,7 +59,7 @@ def check_page(page: Path, screenshot: Path, width: int = 1300, height: int = 20
     screenshot = screenshot.resolve()
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     shot = subprocess.run([chromium, *FLAGS, f"--window-size={width},{height}", f"--screenshot={screenshot}",
-                           page.as_uri()], capture_output=True, text=True, timeout=timeout)
+                           page.as_uri()], capture_output=True, text=True, timeout=timeout, check=False)
     if not screenshot.exists():
         raise RuntimeError(f"Chromium wrote no screenshot (exit {shot.returncode}): {shot.stderr[-500:]}")
     probe = page.with_name(".browser-check.html")  # beside the page, so relative image paths resolve
@@ -67,10 +67,11 @@ def check_page(page: Path, screenshot: Path, width: int = 1300, height: int = 20
     probe.write_text(html.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
     try:
         dom = subprocess.run([chromium, *FLAGS, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000",
-                              "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=timeout)
+                              "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=timeout,
+                             check=False)
     finally:
         probe.unlink(missing_ok=True)
-    m = re.search(r'<pre id="multissl-check">(.*?)</pre>', dom.stdout, re.S)
+    m = re.search(r'<pre id="multissl-check">(.*?)</pre>', dom.stdout, re.DOTALL)
     if not m:
         raise RuntimeError(f"the probe did not report (exit {dom.returncode}): {dom.stderr[-500:]}")
     found = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<")

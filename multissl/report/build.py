@@ -23,8 +23,8 @@ from multissl.report.collect import (
     read_bench,
     read_run,
 )
-from multissl.report.metrics import lower_is_better, mean_std, split_metrics
 from multissl.report.metrics import loses as _loses
+from multissl.report.metrics import lower_is_better, mean_std, split_metrics
 
 PICTURES = {  # file name in a run's plots/ -> caption
     "projection.png": "PCA projection of test features (embedding diagnostic)",

@@ -177,8 +177,8 @@ def render_card(folder: Path, recipe: dict[str, Any], results: dict[str, Any], r
     lines += [""]
     lines += ["## Evaluation", ""]
     if tests:
-        lines += ["Test metrics of the selected weights (one run, seed "
-                  f"{results.get('seed', '-')}), beside the baselines the task measured in the same run:", "",
+        lines += [(f"Test metrics of the selected weights (one run, seed {results.get('seed', '-')}), beside "
+                   "the baselines the task measured in the same run:"), "",
                   "| metric | value | interval | baselines |", "|---|---|---|---|"]
         for k in tests:
             iv = intervals.get(k, {})

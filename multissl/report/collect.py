@@ -153,8 +153,8 @@ def read_run(path: Path) -> Run:
     try:
         recipe = yaml.safe_load((path / "recipe.yaml").read_text()) or {}
         if not isinstance(recipe, dict):
-            raise ValueError("not a mapping")
-    except (OSError, ValueError, yaml.YAMLError) as exc:
+            raise TypeError("not a mapping")
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
         problem, recipe = f"unreadable recipe.yaml ({exc.__class__.__name__})", {}
     results = None
     res_path = path / "results.json"
@@ -162,8 +162,8 @@ def read_run(path: Path) -> Run:
         try:
             results = json.loads(res_path.read_text())
             if not isinstance(results, dict):
-                raise ValueError("not an object")
-        except (OSError, ValueError) as exc:
+                raise TypeError("not an object")
+        except (OSError, ValueError, TypeError) as exc:
             problem, results = f"unreadable results.json ({exc.__class__.__name__})", None
     elif problem is None:
         problem = "no results.json (unfinished or interrupted run)"

@@ -66,12 +66,12 @@ def split_metrics(metrics: dict[str, float]) -> tuple[list[str], dict[str, list[
     baselines: dict[str, list[Baseline]] = {}
     intervals: dict[str, dict[str, float]] = {}
     taken: set[str] = set()
-    for key in metrics:
+    for key, value in metrics.items():
         m = _INTERVAL.match(key)
         if m and m.group("base") in metrics:
             kind = m.group("kind")
             side = "std" if kind == "std" else ("low" if kind.endswith(("low", "lo")) else "high")
-            intervals.setdefault(m.group("base"), {})[side] = metrics[key]
+            intervals.setdefault(m.group("base"), {})[side] = value
             taken.add(key)
     for key in metrics:
         if key in taken or "/" not in key:

@@ -52,7 +52,7 @@ def _results(runs_dir: Path) -> dict[str, dict]:
 
 
 def test_table_numbers_are_the_runs_results(runs_dir, page):
-    out, cells, report = page
+    _, cells, report = page
     results = _results(runs_dir)
     assert len(results) == 4
     seen: dict[str, set[str]] = {run: set() for run in results}
