@@ -61,8 +61,10 @@ def run_entry(run: Run) -> dict[str, Any]:
             if b.floor and key.startswith("test/") and _loses(metrics[key], metrics[b.key], key):
                 flags.append({"metric": key, "value": metrics[key], "floor_key": b.key, "floor": metrics[b.key],
                               "label": b.label})
+    start = next((r for r in run.curves if r.get("step") == 0 and any(k.startswith("val/") for k in r)), {})
     return {
         "run": run.label, "path": str(run.path), "seed": run.seed, "budget": run.budget(),
+        "start": {k: v for k, v in start.items() if k.startswith("val/")},  # train.eval_at_start: step 0
         "wall_estimated": run.wall_estimated,
         "selected": {"checkpoint": res.get("selected_checkpoint"), "metric": sel_metric,
                      "value": res.get("best_metric") if sel_metric else None, "step": res.get("best_step")},

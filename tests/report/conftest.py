@@ -18,7 +18,7 @@ RUNS = [
     ("graph/graphmae-cora", ["train.epochs=2", "model.hidden=16", "model.heads=2", "eval.epochs=10",
                              "train.eval_every_epochs=1", "train.log_every=1", "train.checkpoint_every=0"]),
     ("text/simcse-minilm", ["train.max_steps=2", "train.batch_size=8", "data.limit=32", "data.eval_max_pairs=32",
-                            "train.eval_every=1", "train.eval_at_start=false", "train.log_every=1",
+                            "train.eval_every=1", "train.eval_at_start=true", "train.log_every=1",
                             "train.progress=false"]),
 ]
 

@@ -13,7 +13,7 @@ import pytest
 
 from multissl.errors import MultisslError
 from multissl.report.build import write_report
-from multissl.report.metrics import loses, split_metrics
+from multissl.report.metrics import fmt, loses, split_metrics
 
 
 class Cells(HTMLParser):
@@ -161,6 +161,17 @@ def test_bench_records_latest_per_measurement(page):
     assert pytest.approx(420.0 / 400.0) in ratios and pytest.approx(0.12 / 0.15) in ratios
     overview = {row["modality"]: row for row in report["overview"]}
     assert overview["text"]["peer"]["peer_name"] == "sentence-transformers"
+
+
+def test_starting_score_beside_the_selected_one(runs_dir, page):
+    """train.eval_at_start logs the starting model's validation score at step 0; the table shows it."""
+    _, _, report = page
+    run = next(runs_dir.glob("simcse-minilm/*"))
+    first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["step"] == 0
+    (entry,) = report["modalities"]["text"]["groups"][0]["runs"]
+    assert entry["start"]["val/stsb_spearman"] == first["val/stsb_spearman"]
+    assert f"(step 0: {fmt(first['val/stsb_spearman'])})" in (page[0] / "index.html").read_text()
 
 
 def test_budget_is_recorded(runs_dir, page):
