@@ -287,3 +287,16 @@ def test_page_renders_in_headless_chromium(page, tmp_path):
     broken.write_text((out / "index.html").read_text().replace("</body>", '<img src="img/none.png"></body>'))
     bad = check_page(broken, tmp_path / "bad.png")
     assert not bad["ok"] and ("img/none.png", False) in bad["images"]
+
+
+def test_recipes_that_differ_are_told_apart(runs_dir, tmp_path):
+    """Two runs of one recipe name with another override are two recipes, titled by the override."""
+    runs = tmp_path / "runs"
+    for i, src in enumerate(sorted(runs_dir.glob("scarf-digits/*"))):
+        shutil.copytree(src, runs / "scarf-digits" / str(i), ignore=shutil.ignore_patterns("checkpoints", "tensorboard"))
+    recipe = runs / "scarf-digits" / "1" / "recipe.yaml"
+    recipe.write_text(recipe.read_text().replace("  epochs: 1\n", "  epochs: 7\n", 1))
+    write_report([runs], tmp_path / "out")
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    titles = sorted(g["title"] for g in report["modalities"]["tabular"]["groups"])
+    assert titles == ["scarf-digits (train.epochs=1)", "scarf-digits (train.epochs=7)"]
