@@ -34,15 +34,15 @@ PICTURES = {  # file name in a run's plots/ -> caption
 MAX_COLUMNS = 12  # test metrics shown per recipe table (all of them are in report.json)
 
 
-def _headline(select_metric: str | None, plain: list[str], baselines: dict[str, list[Any]]) -> str | None:
-    """The test counterpart of the selection metric, else the first test metric with a floor, else the first."""
+def _headline(select_metric: str | None, plain: list[str], floored: set[str]) -> str | None:
+    """The test twin of the selection metric, else the first test metric with a floor, else the first."""
     tests = [k for k in plain if k.startswith("test/")]
     if select_metric and select_metric.startswith("val/"):
         twin = "test/" + select_metric[4:]
         if twin in tests:
             return twin
     for k in tests:
-        if any(b.floor for b in baselines.get(k, [])):
+        if k in floored:
             return k
     if tests:
         return tests[0]
@@ -85,6 +85,22 @@ def _data_summary(recipe: dict[str, Any]) -> str:
                                          if isinstance(v, (str, int, float)) and v != "")[:200]
 
 
+def _summary(done: list[tuple[Run, dict[str, Any]]], keys: list[str], selected: bool) -> dict[str, dict[str, Any]]:
+    """Mean, sample std and count over the finished runs of a recipe, per metric and budget figure."""
+    summary: dict[str, dict[str, Any]] = {}
+    for key in [*keys, *(["selected"] if selected else []), "wall_s", "cpu_s", "steps"]:
+        if key == "selected":
+            vals = [e["selected"]["value"] for _, e in done]
+        elif key in ("wall_s", "cpu_s", "steps"):
+            vals = [e["budget"][key] for _, e in done]
+        else:
+            vals = [r.metrics.get(key) for r, _ in done]
+        m, s, n = mean_std([v for v in vals if v is not None])
+        if n:
+            summary[key] = {"mean": m, "std": s, "n": n}
+    return summary
+
+
 def group_entry(group: Group, out: Path, img_dir: Path) -> dict[str, Any]:
     """A recipe's table, its mean +- std over seeds, its curves and diagnostics pictures."""
     from multissl.report.plots import curves_png
@@ -95,31 +111,18 @@ def group_entry(group: Group, out: Path, img_dir: Path) -> dict[str, Any]:
     select_metric = (first.recipe.get("train") or {}).get("select_metric")
     all_plain: list[str] = []
     all_baselines: dict[str, list[dict[str, Any]]] = {}
-    for r, _ in done:
+    for r, _ in done:  # the union over seeds (a seed may lack a metric)
         plain, baselines, _ = split_metrics(r.metrics)
         all_plain += [k for k in plain if k not in all_plain]
         for k, bs in baselines.items():
             known = {b["key"] for b in all_baselines.get(k, [])}
             all_baselines.setdefault(k, []).extend({"key": b.key, "label": b.label, "floor": b.floor}
                                                    for b in bs if b.key not in known)
-    from multissl.report.metrics import Baseline
-
-    headline = _headline(select_metric, all_plain,
-                         {k: [Baseline(b["key"], k, b["label"], b["floor"]) for b in v] for k, v in all_baselines.items()})
+    floored = {k for k, bs in all_baselines.items() if any(b["floor"] for b in bs)}
+    headline = _headline(select_metric, all_plain, floored)
     tests = [k for k in all_plain if k.startswith("test/")]
     tests.sort(key=lambda k: (k != headline, k.count("/") > 1))  # headline, top-level, then sub-evaluations
-    summary: dict[str, dict[str, Any]] = {}
-    for key in tests + [b["key"] for bs in all_baselines.values() for b in bs] + (
-            ["selected"] if select_metric else []) + ["wall_s", "cpu_s", "steps"]:
-        if key == "selected":
-            vals = [e["selected"]["value"] for _, e in done]
-        elif key in ("wall_s", "cpu_s", "steps"):
-            vals = [e["budget"][key] for _, e in done]
-        else:
-            vals = [r.metrics.get(key) for r, _ in done]
-        m, s, n = mean_std([v for v in vals if v is not None])
-        if n:
-            summary[key] = {"mean": m, "std": s, "n": n}
+    summary = _summary(done, tests + [b["key"] for bs in all_baselines.values() for b in bs], bool(select_metric))
     group_flags = []
     for key, bs in all_baselines.items():
         for b in bs:
