@@ -24,7 +24,7 @@ from multissl.report.collect import (
     read_run,
 )
 from multissl.report.metrics import loses as _loses
-from multissl.report.metrics import lower_is_better, mean_std, split_metrics
+from multissl.report.metrics import mean_std, split_metrics
 
 PICTURES = {  # file name in a run's plots/ -> caption
     "projection.png": "PCA projection of test features (embedding diagnostic)",
@@ -147,7 +147,8 @@ def group_entry(group: Group, out: Path, img_dir: Path) -> dict[str, Any]:
         "key": group.key, "anchor": group.anchor, "recipe": group.name, "title": group.title,
         "differs": group.differs, "task": first.task, "method": first.task.split(".", 1)[-1],
         "description": str(first.recipe.get("description", "")), "data": _data_summary(first.recipe),
-        "select_metric": select_metric, "headline": headline,
+        "select_metric": select_metric, "select_mode": (first.recipe.get("train") or {}).get("select_mode", "max"),
+        "headline": headline,
         "columns": tests[:MAX_COLUMNS], "hidden_columns": max(0, len(tests) - MAX_COLUMNS),
         "baselines": all_baselines, "seeds": [r.seed for r in group.runs], "runs": runs, "summary": summary,
         "flagged_runs": sum(1 for e in runs if e["flags"]), "group_flags": group_flags,
@@ -166,8 +167,18 @@ def bench_entry(rec: BenchRecord) -> dict[str, Any]:
             "time": rec.time, "machine": machine, "source": str(rec.source)}
 
 
+def _validation_rank(g: dict[str, Any]) -> tuple[int, float, int]:
+    """Order recipes by their selected checkpoints' mean validation metric (its select_mode), then runs."""
+    sel = g["summary"].get("selected")
+    if sel is None:
+        return (0, 0.0, len(g["runs"]))
+    sign = -1.0 if g["select_mode"] == "min" else 1.0
+    return (1, sign * sel["mean"], len(g["runs"]))
+
+
 def _overview_row(modality: str, groups: list[dict[str, Any]], bench: list[dict[str, Any]]) -> dict[str, Any]:
-    """The modality's headline: the most common headline metric, best recipe on it (mean over seeds)."""
+    """The modality's headline: the most common headline metric, shown for the recipe with the best mean
+    validation score among those reporting it (mean +- std over its seeds)."""
     with_head = [g for g in groups if g["headline"] and g["headline"] in g["summary"]]
     row: dict[str, Any] = {"modality": modality, "anchor": f"mod-{modality}", "recipes": len(groups),
                            "runs": sum(len(g["runs"]) for g in groups),
@@ -175,8 +186,7 @@ def _overview_row(modality: str, groups: list[dict[str, Any]], bench: list[dict[
     if with_head:
         metric = Counter(g["headline"] for g in with_head).most_common(1)[0][0]
         cands = [g for g in with_head if g["headline"] == metric]
-        sign = -1 if lower_is_better(metric) else 1
-        best = max(cands, key=lambda g: sign * g["summary"][metric]["mean"])
+        best = max(cands, key=_validation_rank)  # chosen on validation, never on the test figure shown
         bl = sorted(best["baselines"].get(metric, []), key=lambda b: not b["floor"])
         row["headline"] = {
             "metric": metric, "recipe": best["title"], "group_anchor": best["anchor"], "of_recipes": len(cands),

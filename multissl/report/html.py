@@ -88,7 +88,7 @@ def _overview(report: dict[str, Any]) -> str:
                     f' data-modality="{_e(row["modality"])}">{_pm(h)}{" &#9888; below floor" if lost else ""}</td>')
             head = (f'<td class="t">{_e(h["metric"])}</td>{ours}<td class="t base">{base}</td>'
                     f'<td class="t"><a href="#{_e(h["group_anchor"])}">{_e(h["recipe"])}</a>'
-                    f'{" (best of " + str(h["of_recipes"]) + ")" if h["of_recipes"] > 1 else ""}</td>')
+                    f'{" (best on validation of " + str(h["of_recipes"]) + ")" if h["of_recipes"] > 1 else ""}</td>')
         else:
             head = '<td class="t">-</td><td>-</td><td class="t">-</td><td class="t">-</td>'
         p = row["peer"]
@@ -99,7 +99,8 @@ def _overview(report: dict[str, Any]) -> str:
         rows.append(f'<tr><td class="t">{link}</td>{head}<td class="t">{peer}</td><td>{row["recipes"]}</td>'
                     f'<td>{row["runs"]}</td><td>{flagged}</td></tr>')
     return ('<section id="overview"><h2>Overview</h2><p class="meta">Each modality\'s headline test metric '
-            '(mean &plusmn; std over seeds of its best recipe on that metric) beside its baselines and the '
+            '(mean &plusmn; std over seeds) for its recipe with the best mean validation score, beside its '
+            'baselines and the '
             'latest peer benchmark. Runs whose test metric loses to their own floor are counted and marked '
             'red below.</p><div class="scroll"><table><tr><th class="t">modality</th><th class="t">headline '
             'metric</th><th>ours</th><th class="t">baselines</th><th class="t">recipe</th><th class="t">peer '
