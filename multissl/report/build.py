@@ -101,11 +101,22 @@ def _summary(done: list[tuple[Run, dict[str, Any]]], keys: list[str], selected: 
     return summary
 
 
+def _links(run: Run, out: Path) -> dict[str, str]:
+    """Relative links from the page to the run's results.json and model card (open from disk)."""
+    import os
+
+    links = {}
+    for name, rel in (("results", "results.json"), ("model card", "export/README.md")):
+        if (run.path / rel).is_file():
+            links[name] = Path(os.path.relpath((run.path / rel).resolve(), out.resolve())).as_posix()
+    return links
+
+
 def group_entry(group: Group, out: Path, img_dir: Path) -> dict[str, Any]:
     """A recipe's table, its mean +- std over seeds, its curves and diagnostics pictures."""
     from multissl.report.plots import curves_png
 
-    runs = [run_entry(r) for r in group.runs]
+    runs = [run_entry(r) | {"links": _links(r, out)} for r in group.runs]
     done = [(r, e) for r, e in zip(group.runs, runs, strict=True) if r.results is not None]
     first = group.runs[0]
     select_metric = (first.recipe.get("train") or {}).get("select_metric")

@@ -146,7 +146,8 @@ def _group(g: dict[str, Any]) -> str:
                    if sel["value"] is not None else _e(sel["checkpoint"] or "-"))
         if sel["metric"] in r["start"]:  # the starting model's validation score (train.eval_at_start)
             sel_txt += f' <span class="base">(step 0: {fmt(r["start"][sel["metric"]])})</span>'
-        cells = [f'<td class="t">{_e(r["run"])}</td>', _num(r["seed"], run=r["run"], key="seed"),
+        links = "".join(f' <a class="meta" href="{_e(href)}">{_e(name)}</a>' for name, href in r["links"].items())
+        cells = [f'<td class="t">{_e(r["run"])}{links}</td>', _num(r["seed"], run=r["run"], key="seed"),
                  _num(b["steps"], run=r["run"], key="steps"), _num(b["epochs"], run=r["run"], key="epochs"),
                  f'<td>{_seconds(b["wall_s"], r["wall_estimated"])}</td><td>{_seconds(b["cpu_s"])}</td>',
                  f'<td class="t" data-run="{_e(r["run"])}" data-key="selected"'

@@ -145,6 +145,8 @@ def test_every_linked_image_exists_and_nothing_is_fetched(page):
     for mod in report["modalities"].values():
         for g in mod["groups"]:
             assert g["curves"] and (out / g["curves"]).is_file()
+    links = [r for r in cells.refs if r.endswith((".json", ".md"))]  # each run's results + model card
+    assert len(links) == 5 and all((out / r).resolve().is_file() for r in links)
     anchors = {f"#mod-{m}" for m in report["modalities"]}
     assert anchors <= {r for r in cells.refs if r.startswith("#")}
 
