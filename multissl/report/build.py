@@ -273,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="report", metavar="DIR", help="output folder (default: report)")
     args = p.parse_args(argv)
     page = write_report([Path(r) for r in args.runs], Path(args.out))
-    report_json = page.parent / "report.json"
-    print(f"wrote {page} and {report_json}")
+    import json
+
+    report = json.loads((page.parent / "report.json").read_text())
+    recipes = sum(len(m["groups"]) for m in report["modalities"].values())
+    flagged = sum(row["flagged_runs"] for row in report["overview"])
+    print(f"{report['runs']} runs in {recipes} recipes, {report['bench_records']} bench records, "
+          f"{len(report['modalities'])} sections; {flagged} runs below their own floor")
+    print(f"wrote {page} and {page.parent / 'report.json'}")
     return 0

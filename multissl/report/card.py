@@ -134,7 +134,11 @@ def render_card(folder: Path, recipe: dict[str, Any], results: dict[str, Any], r
     tags = ["multissl", "self-supervised", modality or "unknown", method or "unknown"]
     if kind == "sentence-transformers":
         tags += ["sentence-transformers", "feature-extraction"]
-    meta: dict[str, Any] = {"library_name": {"backbone": "pytorch"}.get(kind, kind), "pipeline_tag": PIPELINE[kind],
+    pipeline = PIPELINE[kind]
+    pre = folder / "preprocessor_config.json"
+    if kind == "transformers" and pre.exists() and "image" in pre.read_text():  # a vision AutoModel export
+        pipeline = "image-feature-extraction"
+    meta: dict[str, Any] = {"library_name": {"backbone": "pytorch"}.get(kind, kind), "pipeline_tag": pipeline,
                             "tags": tags, "license": hf_licence(licences) if licences else "other"}
     if base:
         meta["base_model"] = base
