@@ -248,6 +248,19 @@ def build_report(roots: list[Path], out: Path) -> dict[str, Any]:
     }
 
 
+def _strict(x: Any) -> Any:
+    """NaN / inf become null, so report.json is strict JSON (JSON.parse, jq) like the page's numbers."""
+    import math
+
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _strict(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_strict(v) for v in x]
+    return x
+
+
 def write_report(roots: list[Path], out: Path) -> Path:
     """Write ``out/index.html``, ``out/report.json`` and ``out/img/``; returns the page's path."""
     import json
@@ -256,7 +269,7 @@ def write_report(roots: list[Path], out: Path) -> Path:
 
     out.mkdir(parents=True, exist_ok=True)
     report = build_report(roots, out)
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=str, allow_nan=True))
+    (out / "report.json").write_text(json.dumps(_strict(report), indent=1, default=str, allow_nan=False))
     page = out / "index.html"
     page.write_text(render(report), encoding="utf-8")
     return page
