@@ -87,7 +87,9 @@ def _check(run: Path, reference: Path) -> None:
     assert all(torch.equal(ref[k], got[k]) for k in ref)
     assert _loss_steps(run) == list(range(1, 7))
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
-    assert json.loads((run / "results.json").read_text()) == json.loads((reference / "results.json").read_text())
+    timing = {"wall_s", "cpu_s"}  # the run's budget differs between any two runs
+    got, want = (json.loads((r / "results.json").read_text()) for r in (run, reference))
+    assert {k: v for k, v in got.items() if k not in timing} == {k: v for k, v in want.items() if k not in timing}
 
 
 @pytest.fixture(scope="module")
