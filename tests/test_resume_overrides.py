@@ -10,6 +10,8 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
+
 from multissl.cli import main
 
 BASE = ["timeseries/dlinear-etth1", "train.checkpoint_every=2", "train.progress=false", "train.log_every=1",
@@ -48,10 +50,13 @@ def test_following_the_divergence_advice_works(tmp_path, capsys):
     assert len(losses) == 16 and all(isinstance(v, float) and math.isfinite(v) for v in losses)
 
 
-def test_advice_points_to_previous_when_last_already_diverges(tmp_path, capsys, monkeypatch):
-    """A loss spike (step 5, finite but huge) then NaN (step 6): ``last`` (step 4) is already bad, so the
-    message sends the user to ``checkpoints/previous`` (step 2); following it (the spike gone, as a lower
-    rate would do) finishes the run with one metrics row per step and the resume recorded."""
+@pytest.mark.parametrize("spike,resume_from,step", [({6: float("nan")}, "--resume {run} ", 4),
+                                                     ({5: 1e6, 6: float("nan")}, "checkpoints/previous", 2)])
+def test_divergence_advice_names_a_checkpoint_that_works(spike, resume_from, step, tmp_path, capsys, monkeypatch):
+    """NaN at step 6 after a healthy step 5: resume from ``last`` (step 4). A spike at step 5 (finite but
+    1e6 x) then NaN: ``last`` is already bad, so the message sends the user to ``checkpoints/previous``
+    (step 2). Following the advice (the spike gone, as a lower rate would do) finishes the run with one
+    metrics row per step and the resume recorded."""
     import torch
 
     from multissl.tabular import methods
@@ -63,8 +68,8 @@ def test_advice_points_to_previous_when_last_already_diverges(tmp_path, capsys, 
     def forward(self, batch):
         calls["n"] += 1
         out = original(self, batch)
-        if calls["n"] in (5, 6):
-            out.loss = out.loss * (1e6 if calls["n"] == 5 else float("nan"))
+        if calls["n"] in spike:
+            out.loss = out.loss * spike[calls["n"]]
         return out
 
     with monkeypatch.context() as m:
@@ -72,11 +77,11 @@ def test_advice_points_to_previous_when_last_already_diverges(tmp_path, capsys, 
         assert main(["train", *args, "--run-dir", str(run)]) == 2
     err = capsys.readouterr().err
     advice = re.search(r"multissl (train .+?) \(or set", err)
-    assert advice and "checkpoints/previous" in advice.group(1) and "step 2" in err, err
+    assert advice and resume_from.format(run=run) in advice.group(1) + " " and f"step {step})" in err, err
     assert main(shlex.split(advice.group(1))) == 0
     steps = [r["step"] for r in _rows(run) if "loss" in r]
     assert steps == list(range(1, 9))
     history = [json.loads(ln) for ln in (run / "resume_history.jsonl").read_text().splitlines()]
-    assert history[-1]["step"] == 2 and "train.lr" in history[-1]["changes"]
-    assert (run / "checkpoints" / "abandoned-step4").is_dir()
+    assert history[-1]["step"] == step and "train.lr" in history[-1]["changes"]
+    assert (run / "checkpoints" / "abandoned-step4").is_dir() == (step == 2)
     assert torch.isfinite(torch.tensor([r["loss"] for r in _rows(run) if "loss" in r])).all()
