@@ -1,13 +1,13 @@
 """Names this adapter registers (strings only: importing this file must stay cheap)."""
 
 TASKS = {
-    "pointcloud.pointmae": ("multissl.pointcloud.tasks:PointMAETask",
+    "pointcloud.pointmae": ("multissl.pointcloud.objects.task:PointMAETask",
                             "Point-MAE masked point modelling on object clouds (procedural set / ModelNet / ScanObjectNN)"),
-    "pointcloud.lidar": ("multissl.pointcloud.lidar_task:LidarTask",
+    "pointcloud.lidar": ("multissl.pointcloud.lidar.task:LidarTask",
                          "equivariant / invariant spatio-temporal BEV pre-training + few-label LiDAR detection"),
 }
 EVALS = {
-    "pointcloud.cls": ("multissl.pointcloud.evaluate:main",
+    "pointcloud.cls": ("multissl.pointcloud.objects.evaluate:main",
                        "probe + fine-tune (single-pass and voted) classification of a Point-MAE run or scratch"),
 }
 BENCHES = {

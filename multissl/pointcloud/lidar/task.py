@@ -64,7 +64,7 @@ class LidarConfig:
 
 
 def _sim_cfg(d: SimData):
-    from multissl.pointcloud.lidar_sim import SimConfig
+    from multissl.pointcloud.lidar.simulator import SimConfig
 
     return SimConfig(beams=d.beams, azimuth_steps=d.azimuth_steps)
 
@@ -76,18 +76,18 @@ class LidarTask(Task):
     def build(self, recipe) -> TaskParts:
         import statistics
 
-        from multissl.pointcloud.detection import (
+        from multissl.pointcloud.lidar.detection import (
             DetConfig,
             evaluate_detector,
             train_detector,
         )
-        from multissl.pointcloud.lidar_sim import simulate_dataset
-        from multissl.pointcloud.lidar_ssl import (
+        from multissl.pointcloud.lidar.methods import (
             LidarSSL,
             TransformSpec,
             collate_scenes,
         )
-        from multissl.pointcloud.pillars import Grid
+        from multissl.pointcloud.lidar.pillars import Grid
+        from multissl.pointcloud.lidar.simulator import simulate_dataset
 
         cfg: LidarConfig = recipe.config
         d, m, e = cfg.data, cfg.method, cfg.eval
@@ -135,8 +135,8 @@ def real_check(bb, head, grid) -> dict[str, float]:
     """Sim-trained detector on the shipped real frames: car AP@2m/4m on KITTI 000008 and the nuScenes sweep."""
     import numpy as np
 
-    from multissl.pointcloud.detection import evaluate_detector
     from multissl.pointcloud.io import read_mmdet3d_kitti, read_nuscenes_sample
+    from multissl.pointcloud.lidar.detection import evaluate_detector
 
     out = {}
     try:

@@ -69,13 +69,13 @@ class PointMAEConfig:
 
 
 def build_encoder(m: EncoderParams):
-    from multissl.pointcloud.pointmae import PointEncoder
+    from multissl.pointcloud.objects.pointmae import PointEncoder
 
     return PointEncoder(m.num_groups, m.group_size, m.dim, m.depth, m.heads, m.drop_path, tuple(m.embed_hidden))
 
 
 def finetune_config(e: ClsEval):
-    from multissl.pointcloud.classify import FinetuneConfig
+    from multissl.pointcloud.objects.classify import FinetuneConfig
 
     return FinetuneConfig(e.finetune_epochs, e.finetune_lr, 0.05, e.finetune_batch_size, e.finetune_warmup_epochs,
                           e.label_smoothing, e.votes)
@@ -86,9 +86,9 @@ class PointMAETask(Task):
     description = "Point-MAE masked point modelling on object clouds; probe / fine-tune classification"
 
     def build(self, recipe) -> TaskParts:
-        from multissl.pointcloud.classify import finetune, probe
-        from multissl.pointcloud.data import CloudDataset, load_splits
-        from multissl.pointcloud.pointmae import PointMAE
+        from multissl.pointcloud.objects.classify import finetune, probe
+        from multissl.pointcloud.objects.data import CloudDataset, load_splits
+        from multissl.pointcloud.objects.pointmae import PointMAE
 
         cfg: PointMAEConfig = recipe.config
         d, m = cfg.data, cfg.method
@@ -119,7 +119,7 @@ class PointMAETask(Task):
 
         def export(meth, folder) -> None:
             if cfg.eval.picture:
-                from multissl.pointcloud.plots import reconstruction_png
+                from multissl.pointcloud.objects.plots import reconstruction_png
 
                 reconstruction_png(meth, sp.test_x[:4], folder.parent / "plots" / "reconstruction.png")
 
@@ -128,8 +128,8 @@ class PointMAETask(Task):
     def embed_data(self, recipe, path: str):
         import numpy as np
 
-        from multissl.pointcloud.data import CloudDataset
         from multissl.pointcloud.io import normalize_unit_sphere, read_points
+        from multissl.pointcloud.objects.data import CloudDataset
 
         x = normalize_unit_sphere(read_points(path)[:, :3])
         n = recipe.config.data.num_points

@@ -1,10 +1,10 @@
 """The tiny LiDAR label-efficiency study: scratch vs equivariant vs invariant vs equivariant-without-flow
 pre-training (Hegde et al., ECCV 2024), each measured by the frozen-backbone detection probe
-(:func:`multissl.pointcloud.detection.probe_detector`) on held-out simulated scenes.
+(:func:`multissl.pointcloud.lidar.detection.probe_detector`) on held-out simulated scenes.
 
 This is the configuration of the CI test (``tests/pointcloud/test_lidar.py``), runnable per backbone seed:
 
-    OMP_NUM_THREADS=1 python -m multissl.pointcloud.probe_study --seeds 0 1 2
+    OMP_NUM_THREADS=1 python -m multissl.pointcloud.lidar.probe_study --seeds 0 1 2
 
 The configuration (200 steps, 8 channels, 1.2 m cells, 32 labelled scenes) was chosen on simulation
 seed 13; the reported figures use the held-out seed 14.
@@ -16,9 +16,9 @@ import argparse
 
 import torch
 
-from multissl.pointcloud.lidar_sim import SimConfig, simulate_dataset
-from multissl.pointcloud.lidar_ssl import LidarSSL, TransformSpec, collate_scenes
-from multissl.pointcloud.pillars import Grid
+from multissl.pointcloud.lidar.methods import LidarSSL, TransformSpec, collate_scenes
+from multissl.pointcloud.lidar.pillars import Grid
+from multissl.pointcloud.lidar.simulator import SimConfig, simulate_dataset
 
 SIM = SimConfig(beams=16, azimuth_steps=360)
 GRID = Grid(19.2, 1.2)
@@ -51,7 +51,7 @@ def pretrain(objective: str, train: list[dict], steps: int, seed: int = 0, tempo
 
 
 def main(argv: list[str] | None = None) -> int:
-    from multissl.pointcloud.detection import probe_detector
+    from multissl.pointcloud.lidar.detection import probe_detector
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2], help="backbone (pre-training) seeds")

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from multissl.core import MLP, LossOutput, Method, ema_update, info_nce, momentum_copy
-from multissl.pointcloud.pillars import BEVBackbone, Grid
+from multissl.pointcloud.lidar.pillars import BEVBackbone, Grid
 
 TRANSFORMS = ("rotation", "flip", "scale", "translate")
 

@@ -10,7 +10,8 @@ import torch
 from torch.utils.data import Dataset
 
 from multissl.errors import DataError
-from multissl.pointcloud import io, shapes
+from multissl.pointcloud import io
+from multissl.pointcloud.objects import shapes
 
 
 @dataclass
