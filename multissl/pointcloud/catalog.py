@@ -9,6 +9,10 @@ TASKS = {
 EVALS = {
     "pointcloud.cls": ("multissl.pointcloud.objects.evaluate:main",
                        "probe + fine-tune (single-pass and voted) classification of a Point-MAE run or scratch"),
+    "pointcloud.detect": ("multissl.pointcloud.lidar.detect:main",
+                          "detect cars in a folder of LiDAR scans with a pointcloud.lidar run; KITTI label files"),
+    "pointcloud.lidar-real": ("multissl.pointcloud.lidar.real_study:main",
+                              "scratch vs invariant vs equivariant: detector fine-tuned on real KITTI frames"),
 }
 BENCHES = {
     "pointcloud": ("multissl.pointcloud.bench:main", "FPS+kNN vs open3d / brute force; Point-MAE clouds/s"),

@@ -32,11 +32,12 @@ def scenes(n: int, seed: int, frames: int = 2) -> list[dict]:
 
 
 def pretrain(objective: str, train: list[dict], steps: int, seed: int = 0, temporal_weight: float = 1.0,
-             channels: int = 8, batch_size: int = 8, lr: float = 3e-3) -> LidarSSL:
+             channels: int = 8, batch_size: int = 8, lr: float = 3e-3, spec: TransformSpec = SPEC,
+             readout: str = "correspondence") -> LidarSSL:
     """A tiny pre-training run (AdamW, no schedule); ``steps=0`` returns the random init of ``seed``."""
     torch.manual_seed(seed)
-    m = LidarSSL(GRID, channels, objective, SPEC, temporal_weight=temporal_weight if objective == "equivariant" else 0.0,
-                 samples=32, momentum=0.9)
+    m = LidarSSL(GRID, channels, objective, spec, temporal_weight=temporal_weight if objective == "equivariant" else 0.0,
+                 samples=32, momentum=0.9, readout=readout)
     opt = torch.optim.AdamW(m.parameters(), lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(seed)
     m.train()
