@@ -2,19 +2,18 @@
 "Equivariant Spatio-Temporal Self-Supervision for LiDAR Object Detection", ECCV 2024), written from the
 paper's text (no public code), and the invariant (scene-level contrastive) baseline.
 
-Spatial transforms of a scene: rotation about z, flip (y -> -y), scaling, translation in x-y. Each is
-used in one of two ways (a recipe field per transform):
+Spatial transforms of a scene: rotation about z, flip (y -> -y), scaling, translation in x-y, each used
+one way (a recipe field per transform), all composed into one transform T per scene:
 
-* ``classify``: the transform is drawn from discrete bins and a head on the pooled BEV features of the
-  original and transformed scene predicts the bin (equivariance by classification, E-SSL style);
-* ``dense``: drawn from a continuous range; BEV features at corresponding cells (p in the original,
-  T(p) in the transformed scene) are a positive pair of a point-level InfoNCE, with keys from a
-  momentum (BYOL/MoCo-style target) encoder: the feature map must transform WITH the scene.
+* ``classify``: drawn from discrete bins; the transform's class is predicted by comparing features of
+  T x with features of x at the cells each candidate class would map together (``correspondence_logits``);
+* ``dense``: drawn from a continuous range; BEV features at corresponding cells (p in x, T(p) in T x)
+  are the positive pair of a point-level InfoNCE, keys from a momentum (EMA) target encoder.
 
 Temporal: for consecutive sweeps t, t+1 and a flow estimate p -> q (open3d ICP ego motion + nearest
-neighbour, see ``lidar_sim.estimate_flow``), features at p in sweep t and at q in sweep t+1 are a
-positive pair (the scene-flow equivariance objective). The invariant baseline pulls together the
-pooled features of two randomly transformed copies of a scene (SimCLR-style InfoNCE).
+neighbour, ``simulator.estimate_flow``), features at p in sweep t and at q in sweep t+1 are a positive
+pair (the scene-flow equivariance objective). The invariant baseline pulls together the pooled
+features of two randomly transformed copies of a scene (SimCLR-style InfoNCE).
 """
 
 from __future__ import annotations
@@ -202,7 +201,8 @@ class LidarSSL(Method):
         at p (key, from the EMA target), the other sampled cells of the batch as negatives.
       - scene flow: features of sweep t+1 at flow(p) against features of sweep t at p, same InfoNCE.
     * ``invariant``: SimCLR-style InfoNCE between pooled features of two randomly transformed copies
-      (the DepthContrast-like invariant baseline of the paper's comparison).
+      (the invariant baseline of the paper's comparison, in the spirit of DepthContrast, Zhang et al.,
+      ICCV 2021, https://github.com/facebookresearch/DepthContrast).
     * ``scratch``: a zero loss (the random-init baseline through the same pipeline).
 
     Deviations from the reference code (there is none; deviations from the paper's text):
@@ -214,6 +214,9 @@ class LidarSSL(Method):
       (no learned flow network offline).
     - one transform T composes all spatial transforms per scene; the paper's per-transform sampling
       details are not specified in a way we could match exactly.
+    - invariant baseline: in-batch SimCLR InfoNCE on one input format (BEV pillars), not DepthContrast's
+      MoCo queue over point and voxel formats (one backbone here; a queue adds nothing at batch 8).
+    - EMA target updated after the optimizer step (BYOL / MoCo order); the paper does not say.
     """
 
     def __init__(self, grid: Grid, channels: int = 64, objective: str = "equivariant",

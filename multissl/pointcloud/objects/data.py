@@ -66,3 +66,51 @@ class CloudDataset(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.x[i]
+
+
+CLOUD_SUFFIXES = (".ply", ".pcd", ".xyz", ".txt", ".pts", ".csv", ".npy", ".npz", ".off", ".bin")
+
+
+def _clouds_of_file(p, rng: np.random.Generator, num_points: int) -> list[np.ndarray]:
+    """Every cloud a file holds: a ``points`` + ``offsets`` .npz (one cloud per slice, as
+    ``derived/kitti_objects.npz``), a (K, N, 3) .npy (K clouds), an .off mesh sampled by area (as
+    training samples ModelNet meshes), or one (N, >=3) cloud."""
+    if p.suffix == ".npz":
+        z = np.load(p, allow_pickle=False)
+        if "points" in z.files and "offsets" in z.files:
+            pts, off = z["points"], z["offsets"]
+            return [pts[off[i] : off[i + 1], :3] for i in range(len(off) - 1)]
+        if len(z.files) != 1:
+            raise DataError(f"{p}: an .npz of several clouds needs 'points' (all clouds concatenated) and "
+                            f"'offsets' (K+1 start indices); found arrays {z.files}")
+        arr = z[z.files[0]]
+        return list(arr[..., :3]) if arr.ndim == 3 else [arr[:, :3]]
+    if p.suffix == ".npy":
+        arr = np.load(p, allow_pickle=False)
+        return list(arr[..., :3]) if arr.ndim == 3 else [arr[:, :3]]
+    if p.suffix == ".off":
+        v, f = io.read_off(p)
+        if len(v) == 0 or len(f) == 0:
+            raise DataError(f"{p}: the mesh has no vertices or faces")
+        return [io.sample_mesh(v, f, num_points, rng)]
+    return [io.read_points(p)[:, :3]]
+
+
+def embed_clouds(path: str, num_points: int, seed: int = 0) -> np.ndarray:
+    """(K, num_points, 3) unit-sphere clouds of a file or a folder (files sorted by name) for
+    ``multissl embed``; every cloud resampled to ``num_points`` and normalised as in training."""
+    from pathlib import Path
+
+    p = io.resolve_data_path(path, "point cloud file or folder")
+    files = sorted(f for f in p.iterdir() if f.name.lower().endswith(CLOUD_SUFFIXES)) if p.is_dir() else [p]
+    if not files:
+        raise DataError(f"{p}: no point-cloud files in this folder ({', '.join(CLOUD_SUFFIXES)})")
+    rng = np.random.default_rng(seed)
+    out = []
+    for f in files:
+        for k, cloud in enumerate(_clouds_of_file(Path(f), rng, num_points)):
+            cloud = np.asarray(cloud, np.float32)
+            if cloud.ndim != 2 or len(cloud) == 0:
+                raise DataError(f"{f}: cloud {k} is empty; remove it or pass another file")
+            out.append(cloud[rng.choice(len(cloud), num_points, replace=len(cloud) < num_points)])
+    return io.normalize_unit_sphere(np.stack(out))

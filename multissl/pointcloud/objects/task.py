@@ -126,13 +126,8 @@ class PointMAETask(Task):
         return TaskParts(method, CloudDataset(sp.train_x), evaluate=evaluate, final_evaluate=final, export=export)
 
     def embed_data(self, recipe, path: str):
-        import numpy as np
+        """One embedding per cloud of a file (.npz points+offsets, (K, N, 3) .npy, .off, one cloud) or folder."""
+        from multissl.pointcloud.objects.data import CloudDataset, embed_clouds
 
-        from multissl.pointcloud.io import normalize_unit_sphere, read_points
-        from multissl.pointcloud.objects.data import CloudDataset
-
-        x = normalize_unit_sphere(read_points(path)[:, :3])
-        n = recipe.config.data.num_points
-        rng = np.random.default_rng(0)
-        x = x[rng.choice(len(x), n, replace=len(x) < n)]
-        return CloudDataset(torch.from_numpy(x[None]).float()), None
+        x = embed_clouds(path, recipe.config.data.num_points)
+        return CloudDataset(torch.from_numpy(x).float()), None
