@@ -110,3 +110,23 @@ def test_lidar_run_saves_its_detector_embeds_and_labels_user_scans(tmp_path, mon
     (scans / "empty.bin").write_bytes(b"")
     with pytest.raises(DataError, match="no points"):
         embed_run(run, str(scans), tmp_path / "emb2.npy")
+
+
+def test_target_encoder_follows_the_method_state_contract():
+    """The EMA runs once per optimizer step, after it (``ema_timing='after_step'``), never in forward."""
+    from multissl.core.method import Progress, after_optimizer_step, before_optimizer_step
+    from multissl.pointcloud.lidar.methods import LidarSSL
+
+    m = LidarSSL(GRID, 4, "equivariant", SPEC_ROT_FLIP, temporal_weight=0.0, samples=8, momentum=0.5)
+    assert m.ema_timing == "after_step"
+    with torch.no_grad():
+        for p in m.backbone.parameters():
+            p.add_(1.0)
+    target = [p.clone() for p in m.target["backbone"].parameters()]
+    m(collate_scenes(scenes(2, 11), 8))
+    before_optimizer_step(m, Progress(1, 2, 0, 2))
+    assert all(torch.equal(a, b) for a, b in zip(target, m.target["backbone"].parameters(), strict=True))
+    after_optimizer_step(m, Progress(1, 2, 0, 2))
+    online = list(m.backbone.parameters())
+    for t0, t1, o in zip(target, m.target["backbone"].parameters(), online, strict=True):
+        assert torch.allclose(t1, 0.5 * t0 + 0.5 * o)

@@ -298,8 +298,12 @@ class LidarSSL(Method):
             loss = loss + self.temporal_weight * tnce
         return LossOutput(loss, logs)
 
-    def after_step(self, progress) -> None:
-        """EMA of the target encoder after the optimizer step (BYOL / MoCo order)."""
+    #: the target encoder follows the weights the optimizer just wrote (BYOL / MoCo order; the paper
+    #: does not say) -- the method-state contract of ``multissl.core.method``
+    ema_timing = "after_step"
+
+    def momentum_update(self, progress) -> None:
+        """EMA of the target encoder (parameters; its BatchNorm statistics follow its own passes)."""
         if self.target is not None:
             ema_update(self.target, self._online(), self.momentum)
 

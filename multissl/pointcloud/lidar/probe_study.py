@@ -16,6 +16,7 @@ import argparse
 
 import torch
 
+from multissl.core.method import Progress, after_optimizer_step
 from multissl.pointcloud.lidar.methods import LidarSSL, TransformSpec, collate_scenes
 from multissl.pointcloud.lidar.pillars import Grid
 from multissl.pointcloud.lidar.simulator import SimConfig, simulate_dataset
@@ -41,13 +42,13 @@ def pretrain(objective: str, train: list[dict], steps: int, seed: int = 0, tempo
     opt = torch.optim.AdamW(m.parameters(), lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(seed)
     m.train()
-    for _ in range(steps):
+    for step in range(steps):
         idx = torch.randint(0, len(train), (batch_size,), generator=g).tolist()
         out = m(collate_scenes([train[i] for i in idx], 64))
         opt.zero_grad()
         out.loss.backward()
         opt.step()
-        m.after_step(None)
+        after_optimizer_step(m, Progress(step + 1, steps, 0, steps))
     return m.eval()
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from multissl.core.method import Progress, after_optimizer_step
 from multissl.pointcloud.io import (
     cam_boxes_to_lidar,
     read_kitti_calib,
@@ -96,13 +97,13 @@ def pretrain(objective: str, scenes: list[dict], steps: int, seed: int, channels
     opt = torch.optim.AdamW(m.parameters(), lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(seed)
     m.train()
-    for _ in range(steps):
+    for step in range(steps):
         idx = torch.randint(0, len(scenes), (batch_size,), generator=g).tolist()
         out = m(collate_scenes([scenes[i] for i in idx], 64))
         opt.zero_grad()
         out.loss.backward()
         opt.step()
-        m.after_step(None)
+        after_optimizer_step(m, Progress(step + 1, steps, 0, steps))
     return m.eval()
 
 
