@@ -16,7 +16,7 @@ Labels:
 - ``silver_label_2/``: the source repository's ``label_2`` files for the other frames are NOT ground
   truth: they carry a 16th score column and -1 truncation / occlusion (a detector's output). Only
   ``Car`` lines with score > 4 are kept. On the frames where both exist (000002, 000008) every
-  ground-truth car within 40 m has a prediction within 0.6 m with score > 4, and no prediction
+  ground-truth car within 40 m has a prediction within 0.7 m with score > 4, and no prediction
   above 4 lacks a ground-truth car. They are training labels only; evaluation uses ground truth.
 
     python build_kitti_fov.py SRC_FOLDER   # writes kitti_fov/ next to this file

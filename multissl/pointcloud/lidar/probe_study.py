@@ -34,10 +34,10 @@ def scenes(n: int, seed: int, frames: int = 2) -> list[dict]:
 
 def pretrain(objective: str, train: list[dict], steps: int, seed: int = 0, temporal_weight: float = 1.0,
              channels: int = 8, batch_size: int = 8, lr: float = 3e-3, spec: TransformSpec = SPEC,
-             readout: str = "correspondence") -> LidarSSL:
+             readout: str = "correspondence", grid: Grid = GRID) -> LidarSSL:
     """A tiny pre-training run (AdamW, no schedule); ``steps=0`` returns the random init of ``seed``."""
     torch.manual_seed(seed)
-    m = LidarSSL(GRID, channels, objective, spec, temporal_weight=temporal_weight if objective == "equivariant" else 0.0,
+    m = LidarSSL(grid, channels, objective, spec, temporal_weight=temporal_weight if objective == "equivariant" else 0.0,
                  samples=32, momentum=0.9, readout=readout)
     opt = torch.optim.AdamW(m.parameters(), lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(seed)
@@ -52,6 +52,26 @@ def pretrain(objective: str, train: list[dict], steps: int, seed: int = 0, tempo
     return m.eval()
 
 
+ROT_FLIP = TransformSpec(rotation="classify", flip="classify", scale="dense", translate="dense")
+
+
+def learnability(pre: list[dict], held: list[dict], steps: int, seed: int, grid: Grid = GRID, channels: int = 8,
+                 readout: str = "correspondence") -> dict[str, dict[str, float]]:
+    """Held-out pretext losses and feature equivariance of a random init (``"init"``) and of ``steps``
+    steps of equivariant pre-training (rotation + flip classified, scale + translation dense, no flow)."""
+    from multissl.pointcloud.lidar.equivariance import feature_equivariance
+
+    out = {}
+    for name, n in (("init", 0), ("trained", steps)):
+        m = pretrain("equivariant", pre, n, seed, temporal_weight=0.0, channels=channels, spec=ROT_FLIP,
+                     readout=readout, grid=grid)
+        torch.manual_seed(1)
+        with torch.no_grad():
+            logs = {k: float(v) for k, v in m(collate_scenes(held, 64)).logs.items()}
+        out[name] = {**logs, **feature_equivariance(m.backbone, held, grid, samples=64)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from multissl.pointcloud.lidar.detection import probe_detector
 
@@ -60,7 +80,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=200, help="pre-training steps")
     ap.add_argument("--probe-seed", type=int, default=0)
     ap.add_argument("--eval-sim-seed", type=int, default=SIM_SEEDS["test"], help="13 = the selection scenes")
+    ap.add_argument("--learnability", action="store_true",
+                    help="instead: held-out pretext losses + feature equivariance, init vs trained (rotation + flip classified)")
+    ap.add_argument("--readout", default="correspondence", choices=["correspondence", "pooled"])
+    ap.add_argument("--extent", type=float, default=GRID.extent)
+    ap.add_argument("--cell", type=float, default=GRID.cell)
+    ap.add_argument("--channels", type=int, default=8)
+    ap.add_argument("--pairs", type=int, default=24, help="--learnability: simulated pre-training pairs")
     a = ap.parse_args(argv)
+    if a.learnability:
+        grid = Grid(a.extent, a.cell)
+        pre, held = scenes(a.pairs, SIM_SEEDS["pretrain"]), scenes(16, a.eval_sim_seed, frames=1)
+        keys = ("ce_rotation", "ce_flip", "acc_rotation", "acc_flip", "dense_nce", "equiv/rotation90/gap",
+                "equiv/flip/gap", "equiv/composite/gap", "equiv/top1")
+        print("| seed | backbone | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 2))
+        for seed in a.seeds:
+            r = learnability(pre, held, a.steps, seed, grid, a.channels, a.readout)
+            for name, vals in r.items():
+                print(f"| {seed} | {name} | " + " | ".join(f"{vals[k]:.3f}" for k in keys) + " |", flush=True)
+        return 0
     pre, lab = scenes(24, SIM_SEEDS["pretrain"]), scenes(32, SIM_SEEDS["labelled"], frames=1)
     test = scenes(32, a.eval_sim_seed, frames=1)
     print("| backbone seed | pre-training | car mAP | focal loss |\n|---|---|---|---|")
