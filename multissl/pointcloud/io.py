@@ -88,6 +88,16 @@ def normalize_unit_sphere(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1).max(-1)[..., None, None].clip(1e-9)
 
 
+def normalize(x: np.ndarray, how: str = "unit_sphere") -> np.ndarray:
+    """``unit_sphere`` (Point-MAE's pc_norm: size thrown away) or ``centre`` (centred, metric size kept:
+    for real crops, where an object's size is a strong cue)."""
+    if how == "unit_sphere":
+        return normalize_unit_sphere(x)
+    if how == "centre":
+        return (x - x.mean(-2, keepdims=True)).astype(np.float32)
+    raise DataError(f"normalize must be 'unit_sphere' or 'centre', got {how!r}")
+
+
 @dataclass
 class ClassificationSet:
     """Clouds (N, P, 3) float32 and labels (N,) int64, with optional class names."""
@@ -98,7 +108,7 @@ class ClassificationSet:
 
 
 def load_off_folder(root: str | Path, split: str = "train", num_points: int = 1024, seed: int = 0,
-                    limit_per_class: int | None = None) -> ClassificationSet:
+                    limit_per_class: int | None = None, how: str = "unit_sphere") -> ClassificationSet:
     """A ModelNet-style folder ``root/<class>/<split>/*.off`` sampled to ``num_points`` per mesh, unit sphere."""
     base = resolve_data_path(root, "ModelNet .off folder")
     classes = sorted(d.name for d in base.iterdir() if (d / split).is_dir())
@@ -112,11 +122,11 @@ def load_off_folder(root: str | Path, split: str = "train", num_points: int = 10
             v, fa = read_off(f)
             pts.append(sample_mesh(v, fa, num_points, rng))
             labels.append(c)
-    return ClassificationSet(normalize_unit_sphere(np.stack(pts)), np.asarray(labels, np.int64), classes)
+    return ClassificationSet(normalize(np.stack(pts), how), np.asarray(labels, np.int64), classes)
 
 
 def load_h5_set(paths: str | Path | list[str | Path], num_points: int = 1024,
-                key_points: str = "data", key_labels: str = "label") -> ClassificationSet:
+                key_points: str = "data", key_labels: str = "label", how: str = "unit_sphere") -> ClassificationSet:
     """ModelNet40 (``ply_data_*.h5``, 2,048 points) or ScanObjectNN (``*_objectdataset*.h5``) files.
 
     A folder loads every ``*.h5`` in it (sorted); points are truncated to ``num_points`` (the files are
@@ -135,7 +145,7 @@ def load_h5_set(paths: str | Path | list[str | Path], num_points: int = 1024,
             xs.append(np.asarray(h[key_points][:, :num_points, :3], np.float32))
             ys.append(np.asarray(h[key_labels]).reshape(-1).astype(np.int64))
     x = np.concatenate(xs)
-    return ClassificationSet(normalize_unit_sphere(x), np.concatenate(ys), [])
+    return ClassificationSet(normalize(x, how), np.concatenate(ys), [])
 
 
 # -- LiDAR scenes --------------------------------------------------------------------------------

@@ -60,3 +60,19 @@ def test_kitti_box_points_match_the_reference_crop_exactly():
         assert np.array_equal(got, ref), (frame, got, ref)
         checked += len(ref)
     assert checked >= 5
+
+
+def test_keep_size_option_keeps_metric_size_and_refuses_the_procedural_set():
+    """Issue 23 item 5 (the option only): ``normalize=centre`` keeps each crop's metric size (a car
+    stays about 4 m long), ``unit_sphere`` (Point-MAE's pc_norm) throws it away."""
+    from multissl.pointcloud.objects.data import load_splits
+
+    kept = embed_clouds("pointcloud/derived/kitti_objects.npz", 64, how="centre")
+    unit = embed_clouds("pointcloud/derived/kitti_objects.npz", 64)
+    z = np.load(resolve_data_path("pointcloud/derived/kitti_objects.npz"))
+    cars = np.flatnonzero(z["label"] == "Car")
+    car = int(cars[np.argmax(np.diff(z["offsets"])[cars])])  # the best-covered car
+    assert np.ptp(kept[car], axis=0).max() > 2.0 and np.linalg.norm(unit, axis=-1).max() <= 1 + 1e-5
+    assert np.allclose(kept.mean(1), 0, atol=1e-4)
+    with pytest.raises(DataError, match="procedural"):
+        load_splits("procedural", None, None, 64, 2, 2, 0.1, 0, "centre")

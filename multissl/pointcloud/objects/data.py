@@ -28,21 +28,25 @@ class CloudSplits:
 
 
 def load_splits(source: str, path: str | None, test_path: str | None, num_points: int, train_per_class: int | None,
-                test_per_class: int | None, val_fraction: float, seed: int) -> CloudSplits:
-    """Train / val / test clouds; the validation split is carved from train (seeded), test is untouched."""
+                test_per_class: int | None, val_fraction: float, seed: int, how: str = "unit_sphere") -> CloudSplits:
+    """Train / val / test clouds; the validation split is carved from train (seeded), test is untouched.
+    ``how``: ``unit_sphere`` (Point-MAE) or ``centre`` (keep metric size; not for the procedural set)."""
+    if how != "unit_sphere" and source == "procedural":
+        raise DataError("data.normalize=centre keeps metric size, but the procedural set is generated at unit "
+                        "scale; use it with real data (data.source=off or an h5 set)")
     if source == "procedural":
         trx, tr_y = shapes.load_shapes("train", train_per_class, num_points, seed)
         tex, te_y = shapes.load_shapes("test", test_per_class, num_points, seed)
     elif source in ("modelnet40_h5", "scanobjectnn_h5"):
         if not path or not test_path:
             raise DataError(f"data.source={source} needs data.path (train h5 file/folder) and data.test_path")
-        tr, te = io.load_h5_set(path, num_points), io.load_h5_set(test_path, num_points)
+        tr, te = io.load_h5_set(path, num_points, how=how), io.load_h5_set(test_path, num_points, how=how)
         trx, tr_y, tex, te_y = tr.points, tr.labels, te.points, te.labels
     elif source == "off":
         if not path:
             raise DataError("data.source=off needs data.path: a folder <class>/{train,test}/*.off")
-        tr = io.load_off_folder(path, "train", num_points, seed, train_per_class)
-        te = io.load_off_folder(path, "test", num_points, seed + 1, test_per_class)
+        tr = io.load_off_folder(path, "train", num_points, seed, train_per_class, how)
+        te = io.load_off_folder(path, "test", num_points, seed + 1, test_per_class, how)
         trx, tr_y, tex, te_y = tr.points, tr.labels, te.points, te.labels
     else:
         raise DataError(f"unknown data.source {source!r}: procedural, modelnet40_h5, scanobjectnn_h5 or off")
@@ -96,9 +100,9 @@ def _clouds_of_file(p, rng: np.random.Generator, num_points: int) -> list[np.nda
     return [io.read_points(p)[:, :3]]
 
 
-def embed_clouds(path: str, num_points: int, seed: int = 0) -> np.ndarray:
-    """(K, num_points, 3) unit-sphere clouds of a file or a folder (files sorted by name) for
-    ``multissl embed``; every cloud resampled to ``num_points`` and normalised as in training."""
+def embed_clouds(path: str, num_points: int, seed: int = 0, how: str = "unit_sphere") -> np.ndarray:
+    """(K, num_points, 3) clouds of a file or a folder (files sorted by name) for ``multissl embed``;
+    every cloud resampled to ``num_points`` and normalised as in training (``how``)."""
     from pathlib import Path
 
     p = io.resolve_data_path(path, "point cloud file or folder")
@@ -113,4 +117,4 @@ def embed_clouds(path: str, num_points: int, seed: int = 0) -> np.ndarray:
             if cloud.ndim != 2 or len(cloud) == 0:
                 raise DataError(f"{f}: cloud {k} is empty; remove it or pass another file")
             out.append(cloud[rng.choice(len(cloud), num_points, replace=len(cloud) < num_points)])
-    return io.normalize_unit_sphere(np.stack(out))
+    return io.normalize(np.stack(out), how)

@@ -39,7 +39,8 @@ def main(argv: list[str]) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     cfg = recipe.config
     d = cfg.data
-    sp = load_splits(d.source, d.path, d.test_path, d.num_points, d.train_per_class, d.test_per_class, d.val_fraction, d.seed)
+    sp = load_splits(d.source, d.path, d.test_path, d.num_points, d.train_per_class, d.test_per_class, d.val_fraction,
+                     d.seed, d.normalize)
     tr_x, tr_y = sp.train_x, sp.train_y
     if args.labels_per_class:
         keep = torch.cat([torch.nonzero(tr_y == c).flatten()[: args.labels_per_class] for c in range(sp.num_classes)])

@@ -23,6 +23,8 @@ class CloudData:
     test_per_class: int | None = param(None, "procedural/off: clouds per class in test (None = all; 100 procedural)")
     val_fraction: float = param(0.1, "validation fraction carved from train (model selection only)")
     seed: int = param(0, "data seed (procedural generation and the val split)")
+    normalize: Literal["unit_sphere", "centre"] = param(
+        "unit_sphere", "unit_sphere: Point-MAE's pc_norm (size thrown away); centre: keep metric size (real crops)")
 
 
 @dataclass
@@ -93,7 +95,7 @@ class PointMAETask(Task):
         cfg: PointMAEConfig = recipe.config
         d, m = cfg.data, cfg.method
         sp = load_splits(d.source, d.path, d.test_path, d.num_points, d.train_per_class, d.test_per_class,
-                         d.val_fraction, d.seed)
+                         d.val_fraction, d.seed, d.normalize)
         method = PointMAE(build_encoder(cfg.model), m.mask_ratio, m.decoder_depth, m.decoder_heads, tuple(m.scale),
                           m.translate, m.loss)
         n_probe = cfg.eval.probe_train_size or len(sp.train_x)
@@ -129,5 +131,5 @@ class PointMAETask(Task):
         """One embedding per cloud of a file (.npz points+offsets, (K, N, 3) .npy, .off, one cloud) or folder."""
         from multissl.pointcloud.objects.data import CloudDataset, embed_clouds
 
-        x = embed_clouds(path, recipe.config.data.num_points)
+        x = embed_clouds(path, recipe.config.data.num_points, how=recipe.config.data.normalize)
         return CloudDataset(torch.from_numpy(x).float()), None
