@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pretrain-steps", type=int, default=150)
     ap.add_argument("--channels", type=int, default=16)
     ap.add_argument("--sim-scenes", type=int, default=48, help="simulated pairs for the *-sim backbones")
+    ap.add_argument("--pretrain-seed", type=int, default=0, help="seed of every backbone's init and pre-training")
     ap.add_argument("--out", help="write every measurement as JSON here")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -141,10 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     sim = simulate_dataset(a.sim_scenes, 21, 2, 0, SimConfig(beams=32, azimuth_steps=360))
     real = unlabelled_frames()
     backbones = {
-        "scratch": pretrain("equivariant", [], 0, 0, a.channels),
-        "invariant-sim": pretrain("invariant", sim, a.pretrain_steps, 0, a.channels),
-        "equivariant-sim": pretrain("equivariant", sim, a.pretrain_steps, 0, a.channels),
-        "equivariant-real": pretrain("equivariant", real, a.pretrain_steps, 0, a.channels),
+        "scratch": pretrain("equivariant", [], 0, a.pretrain_seed, a.channels),
+        "invariant-sim": pretrain("invariant", sim, a.pretrain_steps, a.pretrain_seed, a.channels),
+        "equivariant-sim": pretrain("equivariant", sim, a.pretrain_steps, a.pretrain_seed, a.channels),
+        "equivariant-real": pretrain("equivariant", real, a.pretrain_steps, a.pretrain_seed, a.channels),
     }
     rows: list[dict] = []
     for name, m in backbones.items():
