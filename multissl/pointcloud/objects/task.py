@@ -1,5 +1,5 @@
-"""Recipe kinds of the point-cloud adapter: ``pointcloud.pointmae`` (object clouds) and
-``pointcloud.lidar`` (equivariant / invariant BEV pre-training + few-label detection)."""
+"""The ``pointcloud.pointmae`` recipe kind: Point-MAE pre-training on object clouds, then probes and
+fine-tuning for classification (the LiDAR kind lives in ``multissl.pointcloud.lidar.task``)."""
 
 from __future__ import annotations
 
