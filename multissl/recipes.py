@@ -38,7 +38,7 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|Tr
 
 def safe_load(text: str) -> Any:
     """``yaml.safe_load`` with YAML 1.2 booleans (see :class:`_Loader`)."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader subclass
 
 
 def recipes_root() -> Path:

@@ -42,7 +42,7 @@ def test_held_out_pretext_losses_fall_clearly_below_chance(learned):
 def test_features_of_the_transformed_scan_match_the_transformed_features(learned):
     _, eq0 = learned[0]
     _, eq = learned[100]
-    print({k: (round(eq0[k], 3), round(eq[k], 3)) for k in eq if k.endswith("gap") or k.endswith("top1")})
+    print({k: (round(eq0[k], 3), round(eq[k], 3)) for k in eq if k.endswith(("gap", "top1"))})
     for t in ("rotation90", "flip", "composite"):
         assert eq[f"equiv/{t}/gap"] > eq0[f"equiv/{t}/gap"] + 0.1, t
         assert eq[f"equiv/{t}/gap"] > 0.1, t  # matched cells clearly closer than shuffled ones

@@ -165,7 +165,7 @@ def pretext_report(meth, scenes: list[dict], split: str) -> dict[str, float]:
     from multissl.pointcloud.lidar.methods import collate_scenes
 
     out = {f"{split}/{k}": v for k, v in feature_equivariance(meth.backbone, scenes, meth.grid).items()
-           if k.count("/") == 1 or k.endswith("/gap") or k.endswith("/top1")}
+           if k.count("/") == 1 or k.endswith(("/gap", "/top1"))}
     if meth.objective != "equivariant":
         return out
     was = meth.training
