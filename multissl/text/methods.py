@@ -158,9 +158,9 @@ class MaskedLM(Method):
     """Masked language modelling (Devlin et al. 2019) on any ``AutoModelForMaskedLM``."""
 
     def __init__(self, model: nn.Module, tokenizer: Any, rate: float = 0.15, pooling: str = "mean",
-                 max_length: int = 128) -> None:
+                 max_length: int = 128, base_name: str = "") -> None:
         super().__init__()
-        self.model, self.rate = model, rate
+        self.model, self.rate, self.base_name = model, rate, base_name
         self.tokenizer, self.pooling, self.max_length = tokenizer, pooling, max_length
         self.special_ids = sorted(set(tokenizer.all_special_ids))
 
@@ -195,5 +195,5 @@ class MaskedLM(Method):
 
     def hf_encoder(self) -> HFEncoder:
         """The backbone (no MLM head) as an encoder to evaluate / export; built on the fly (not a submodule)."""
-        return HFEncoder(pooling=self.pooling, max_length=self.max_length, model=self.base(),
+        return HFEncoder(self.base_name, pooling=self.pooling, max_length=self.max_length, model=self.base(),
                          tokenizer=self.tokenizer)

@@ -15,7 +15,7 @@ def tiny_bert(tmp_path_factory):
     config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128, pad_token_id=tok.pad_token_id)
     path = tmp_path_factory.mktemp("tiny_bert")
-    HFEncoder(pooling="mean", max_length=64, model=BertModel(config), tokenizer=tok).save_pretrained(path)
+    HFEncoder("", pooling="mean", max_length=64, model=BertModel(config), tokenizer=tok).save_pretrained(path)
     return str(path)
 
 
