@@ -16,8 +16,9 @@ ScoreFn = Callable[[int, int], torch.Tensor]
 def first_hit_ranks_from_scores(score_rows: ScoreFn, n_queries: int, relevant: torch.Tensor | Sequence[Sequence[int]],
                                 batch_size: int = 1024) -> torch.Tensor:
     """1-based rank of each query's best-scored relevant key: 1 + the number of keys scored strictly
-    higher (ties resolved in the query's favour, as the CodeXGLUE scripts' stable sort does for the gold
-    code first). ``score_rows(start, end)`` returns the (end - start, K) scores of those queries."""
+    higher + half the number of OTHER keys scored exactly the same (the expected rank under a random
+    order of ties, so a lexical scorer that gives many codes 0 is neither helped nor hurt by ties).
+    ``score_rows(start, end)`` returns the (end - start, K) scores of those queries."""
     out = []
     for start in range(0, n_queries, batch_size):
         end = min(start + batch_size, n_queries)
@@ -27,8 +28,10 @@ def first_hit_ranks_from_scores(score_rows: ScoreFn, n_queries: int, relevant: t
             rel = rel[start:end]
         valid = rel >= 0
         best = s.gather(1, rel.clamp_min(0)).masked_fill(~valid, float("-inf")).max(1).values  # (b,)
-        out.append(((s > best[:, None]).sum(1) + 1).cpu())
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+        higher = (s > best[:, None]).sum(1).double()
+        ties = ((s == best[:, None]).sum(1) - 1).clamp_min(0).double()
+        out.append((1 + higher + ties / 2).cpu())
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 
 def first_hit_ranks(queries: torch.Tensor, keys: torch.Tensor, relevant, batch_size: int = 1024) -> torch.Tensor:
