@@ -90,6 +90,9 @@ def test_local_mi_matches_the_looped_reference():
 def test_patch_pool_grid():
     assert patch_pool(torch.randn(2, 256, 8)).shape == (2, 16, 8)  # 16x16 -> 4x4 (TCL)
     assert patch_pool(torch.randn(2, 16, 8)).shape == (2, 4, 8)
+    assert patch_pool(torch.randn(2, 64, 8)).shape == (2, 16, 8)  # 8x8, kernel = stride = 2 -> 4x4 (official)
+    x = torch.arange(16.0).view(1, 16, 1)  # a 4x4 grid: each output is the mean of one 2x2 block
+    assert patch_pool(x).flatten().tolist() == [2.5, 4.5, 10.5, 12.5]
     assert patch_pool(torch.randn(2, 7, 8)).shape == (2, 7, 8)
 
 
