@@ -30,7 +30,7 @@ class ImageTower(nn.Module):
     file); weights that cannot be fetched fail at once with one line saying how to pass a file.
     """
 
-    def __init__(self, name: str = "timm:resnet18", image_size: int = 224, pretrained: str | bool = False,
+    def __init__(self, name: str = "timm:resnet18", image_size: int = 224, pretrained: str | bool = "",
                  **kwargs) -> None:
         super().__init__()
         lib, _, model = name.partition(":")
