@@ -39,10 +39,12 @@ class ALBEF(TwoTowers):
       version); the distribution sampled is otherwise the same.
     - MLM never masks any special token ([CLS], [SEP], [PAD]); the reference masks [SEP] too (only [CLS]
       and [PAD] are protected): masking a structural token teaches nothing about the image.
-    - the momentum update runs after the optimizer step (``after_step``), the reference at the start of
-      the next forward: the same point in the sequence, but once per optimizer step under accumulation.
-    - the queue is pushed in ``forward`` (after the loss), as the reference, not yet staged per optimizer
-      step; its size need not divide the batch (the reference asserts it does).
+    - the momentum update runs once per optimizer step after it (``ema_timing = "after_step"``), the
+      reference at the start of the next forward: the same point in the sequence without accumulation,
+      and one update per optimizer step with it.
+    - queue keys are staged in ``forward`` and pushed once per optimizer step, gathered over processes
+      (the reference enqueues in its forward); the queue size need not divide the batch (the reference
+      asserts it does).
     - the ITC text feature is pooled with ``text_pooling`` (the reference: [CLS]); the MiniLM recipes use
       mean pooling, the pooling MiniLM was trained with.
     """
@@ -83,13 +85,19 @@ class ALBEF(TwoTowers):
             pairs += [(self.fusion, self.fusion_m), (self.mlm_head, self.mlm_head_m)]
         return pairs
 
-    def after_step(self, progress: Progress) -> None:
-        """Clamp the temperature, EMA-update the momentum copies (m = 0.995) and record progress."""
-        super().after_step(progress)
-        self.epochs_done.fill_(progress.epoch_fraction)
+    ema_timing = "after_step"
+
+    @torch.no_grad()
+    def momentum_update(self, progress: Progress) -> None:
+        """EMA of the momentum copies (m = 0.995), parameters only as the reference's ``_momentum_update``."""
         if self.distill:
             for online, target in self._pairs():
                 ema_update(target, online, self.momentum)
+
+    def after_step(self, progress: Progress) -> None:
+        """Clamp the temperature and record the epochs done (the alpha ramp reads them)."""
+        super().after_step(progress)
+        self.epochs_done.fill_(progress.epoch_fraction)
 
     def current_alpha(self) -> float:
         """ALBEF's distillation weight, ramped linearly from 0 over the first ``alpha_warmup`` epochs."""
@@ -154,8 +162,8 @@ class ALBEF(TwoTowers):
                 logs[k] = v.detach()
             sim_i2t = img_feat @ mom["txt_feat"].t() / temp
             sim_t2i = txt_feat @ mom["img_feat"].t() / temp
-            self.image_queue.push(mom["img_feat"], ids)
-            self.text_queue.push(mom["txt_feat"], ids)
+            self.image_queue.stage(mom["img_feat"], ids)  # pushed once per optimizer step (gathered)
+            self.text_queue.stage(mom["txt_feat"], ids)
         loss = loss_ita
         if self.use_itm:
             loss_itm = self._itm(img_tokens, txt_states, mask, ids, sim_i2t.detach(), sim_t2i.detach(), b)

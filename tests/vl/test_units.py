@@ -116,7 +116,7 @@ def test_fusion_layers_copy_the_tower(albef_parts):
 
 
 def test_queue_momentum_and_alpha(albef_parts):
-    from multissl.core import Progress
+    from multissl.core import Progress, after_optimizer_step
 
     m = albef_parts.method
     batch = albef_parts.collate_fn([albef_parts.train_data[i] for i in range(8)])
@@ -128,18 +128,19 @@ def test_queue_momentum_and_alpha(albef_parts):
     for k in ("i2t", "t2i", "i2i", "t2t", "g2l_t", "g2l_i", "itm", "mlm"):
         assert torch.isfinite(torch.as_tensor(out.logs[k])), k
     assert out.logs["alpha"] == 0.0  # ramp starts at 0
-    assert int(m.text_queue.ptr) == (ptr0 + 8) % 16 and int(m.image_queue.ptr) == (ptr0 + 8) % 16
-    assert (m.text_queue.ids()[ptr0 : ptr0 + 8] == batch["image_ids"]).all()
+    assert int(m.text_queue.ptr) == ptr0 and m.text_queue.num_staged == 8  # forward only stages keys
     out.loss.backward()
     online0 = m.image_proj.weight.detach().clone()
     target0 = m.image_proj_m.weight.detach().clone()
     opt.step()
-    m.after_step(Progress(step=5, total_steps=100, epoch=0, steps_per_epoch=10))
+    after_optimizer_step(m, Progress(step=5, total_steps=100, epoch=0, steps_per_epoch=10))
+    assert int(m.text_queue.ptr) == (ptr0 + 8) % 16 and int(m.image_queue.ptr) == (ptr0 + 8) % 16
+    assert (m.text_queue.ids()[ptr0 : ptr0 + 8] == batch["image_ids"]).all() and m.text_queue.num_staged == 0
     expect = 0.995 * target0 + 0.005 * m.image_proj.weight.detach()
     assert not torch.equal(online0, m.image_proj.weight)
     assert torch.allclose(m.image_proj_m.weight, expect, atol=1e-6)
     assert abs(m.current_alpha() - 0.2) < 1e-6  # half an epoch: 0.4 * 0.5
-    m.after_step(Progress(step=30, total_steps=100, epoch=3, steps_per_epoch=10))
+    after_optimizer_step(m, Progress(step=30, total_steps=100, epoch=3, steps_per_epoch=10))
     assert abs(m.current_alpha() - 0.4) < 1e-6
     assert not any(p.requires_grad for p in m.image_tower_m.parameters())
     assert 0.001 <= float(m.temp().detach()) <= 0.5
