@@ -93,8 +93,8 @@ class SimCSE(SentenceEmbedder):
 
     Deviations from the reference code:
     - the MLP follows ``mlp`` whatever the pooling; the reference adds it only for ``pooler_type=cls``
-      (set ``method.mlp=none`` with mean pooling to match it): the MiniLM recipes pool by mean and keep
-      the train-time MLP, which measured no worse.
+      (the MiniLM recipes pool by mean with ``method.mlp=none``, which matches it): one switch instead of
+      a rule tied to the pooling.
     - across processes the loss takes the local rows against all gathered columns with gradients through
       every rank (open_clip's local loss), where the reference computes every row on every rank with
       gradients through its own slice only: both give the gradient of the global-batch loss.
