@@ -94,9 +94,58 @@ def suite_sets(root: str) -> list[ScoredSet]:
     return out
 
 
+def score_model(ref: str, args, sets: list[ScoredSet]) -> tuple[str, int, dict[str, dict], dict[str, np.ndarray]]:
+    """(pooling, sentences encoded, rows, bootstrap draws) of one model on every set: the sentences of all
+    sets are encoded once, then each set is scored (and resampled with the shared seed)."""
+    import torch
+
+    from multissl.encoders.hf import HFEncoder
+    from multissl.eval.bootstrap import bootstrap_draws, interval_from_draws
+    from multissl.eval.metrics import spearman
+    from multissl.eval.modelref import exported_model
+    from multissl.text.sts import SentenceBank
+
+    model = exported_model(ref)
+    pooling = args.pooling or _folder_pooling(model) or "mean"
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    enc = HFEncoder(model, pooling=pooling, max_length=args.max_length).to(device).eval()
+    bank = SentenceBank(lambda b: enc(**b), enc.tokenizer, [s.pairs for s in sets], args.max_length,
+                        args.batch_size, device)
+    rows: dict[str, dict] = {}
+    draws: dict[str, np.ndarray] = {}
+    for s in sets:
+        x = bank.cosines(s.pairs).double().numpy()
+        y = s.pairs.scores.double().numpy()
+        value = 100.0 * spearman(x, y)
+        row = {"spearman": value, "pairs": len(s.pairs), "source": s.source}
+        if args.bootstrap > 0:
+            draws[s.key] = bootstrap_draws(lambda i, x=x, y=y: 100.0 * spearman(x[i], y[i]), len(x), args.bootstrap,
+                                           args.seed)
+            iv = interval_from_draws(value, draws[s.key])
+            row.update(low=iv.low, high=iv.high)
+        if s.pairs.note:
+            row["note"] = s.pairs.note
+        rows[s.key] = row
+    return pooling, bank.encoded, rows, draws
+
+
+def _average(rows: dict[str, dict], draws: dict[str, np.ndarray]) -> dict[str, float]:
+    """Mean Spearman over the sets; its interval resamples every set independently, averaged draw by draw."""
+    from multissl.eval.bootstrap import interval_from_draws
+
+    avg = float(np.mean([r["spearman"] for r in rows.values()]))
+    out = {"spearman": avg}
+    if draws:
+        iv = interval_from_draws(avg, np.mean(np.stack([draws[k] for k in rows]), 0))
+        out.update(low=iv.low, high=iv.high)
+    return out
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="multissl eval sts", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="model folder, run folder, hub id, or 'minilm'")
+    p.add_argument("--compare", default=None, metavar="MODEL",
+                   help="a second model scored on the same pairs: its table and the paired difference per set")
     p.add_argument("--data", default=["stsb/sts-test.csv"], nargs="+",
                    help="STS sets: STS-B csv(.gz), SentEval STS folder / STS.input file (.gz too), SICK.txt / "
                         "SICK_*.txt file or folder, hf:NAME:SPLIT; with --suite: the one folder holding them all")
@@ -124,55 +173,51 @@ def main(argv: list[str]) -> int:
     else:
         sets = collect_sets(args.data, args.split)
 
-    import torch
-
-    from multissl.encoders.hf import HFEncoder
-    from multissl.eval.bootstrap import bootstrap_draws, interval_from_draws
-    from multissl.eval.metrics import spearman
-    from multissl.eval.modelref import exported_model
-    from multissl.text.sts import SentenceBank
-
-    model = exported_model(args.model)
-    pooling = args.pooling or _folder_pooling(model) or "mean"
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    enc = HFEncoder(model, pooling=pooling, max_length=args.max_length).to(device).eval()
-    bank = SentenceBank(lambda b: enc(**b), enc.tokenizer, [s.pairs for s in sets], args.max_length,
-                        args.batch_size, device)
-    rows: dict[str, dict] = {}
-    draws: dict[str, np.ndarray] = {}
-    for s in sets:
-        x = bank.cosines(s.pairs).double().numpy()
-        y = s.pairs.scores.double().numpy()
-        value = 100.0 * spearman(x, y)
-        row = {"spearman": value, "pairs": len(s.pairs), "source": s.source}
-        if args.bootstrap > 0:
-            draws[s.key] = bootstrap_draws(lambda i, x=x, y=y: 100.0 * spearman(x[i], y[i]), len(x), args.bootstrap,
-                                           args.seed)
-            iv = interval_from_draws(value, draws[s.key])
-            row.update(low=iv.low, high=iv.high)
-        if s.pairs.note:
-            row["note"] = s.pairs.note
-        rows[s.key] = row
-    result: dict = {"model": args.model, "pooling": pooling, "split": args.split, "sentences_encoded": bank.encoded,
+    pooling, encoded, rows, draws = score_model(args.model, args, sets)
+    result: dict = {"model": args.model, "pooling": pooling, "split": args.split, "sentences_encoded": encoded,
                     "bootstrap": args.bootstrap, "scores": rows}
     if args.suite:
-        avg = float(np.mean([r["spearman"] for r in rows.values()]))
-        result["average"] = {"spearman": avg}
-        if args.bootstrap > 0:  # every set resampled independently, the mean taken draw by draw
-            iv = interval_from_draws(avg, np.mean(np.stack(list(draws.values())), 0))
-            result["average"].update(low=iv.low, high=iv.high)
+        result["average"] = _average(rows, draws)
+    if args.compare:
+        from multissl.eval.bootstrap import interval_from_draws
+
+        pooling2, _, rows2, draws2 = score_model(args.compare, args, sets)
+        paired = {}
+        for key in rows:
+            d = rows[key]["spearman"] - rows2[key]["spearman"]
+            paired[key] = {"difference": d}
+            if args.bootstrap > 0:  # the same resampled pairs for both models (same seed, same n)
+                iv = interval_from_draws(d, draws[key] - draws2[key])
+                paired[key].update(low=iv.low, high=iv.high)
+        if args.suite:
+            avg2 = _average(rows2, draws2)
+            d = result["average"]["spearman"] - avg2["spearman"]
+            paired["average"] = {"difference": d}
+            if args.bootstrap > 0:
+                diff = np.mean(np.stack([draws[k] - draws2[k] for k in rows]), 0)
+                iv = interval_from_draws(d, diff)
+                paired["average"].update(low=iv.low, high=iv.high)
+        result["compare"] = {"model": args.compare, "pooling": pooling2, "scores": rows2, "paired_difference": paired}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     ci = args.bootstrap > 0
     print(f"model {args.model} (pooling {pooling}); Spearman x 100 of cosine similarity"
           + (f", 95% bootstrap interval over pairs ({args.bootstrap} resamples)" if ci else "")
-          + f"; {bank.encoded} distinct sentences encoded once")
+          + f"; {encoded} distinct sentences encoded once")
     for key, r in rows.items():
         band = f"  [{r['low']:6.2f}, {r['high']:6.2f}]" if ci else ""
         print(f"  {key:<28} {r['pairs']:6d} pairs  {r['spearman']:6.2f}{band}")
         if "note" in r:
             print(f"  {'':<28} scored: {r['note']}")
+    if args.compare:
+        print(f"model {args.compare} (pooling {result['compare']['pooling']}) and the paired difference "
+              f"({args.model} - {args.compare}, same resampled pairs)")
+        for key, r in result["compare"]["scores"].items():
+            d = result["compare"]["paired_difference"][key]
+            band = f"  [{r['low']:6.2f}, {r['high']:6.2f}]" if ci else ""
+            dband = f" [{d['low']:+6.2f}, {d['high']:+6.2f}]" if ci else ""
+            print(f"  {key:<28} {r['pairs']:6d} pairs  {r['spearman']:6.2f}{band}   diff {d['difference']:+6.2f}{dband}")
     if args.suite:
         a = result["average"]
         band = f"  [{a['low']:6.2f}, {a['high']:6.2f}]" if ci else ""

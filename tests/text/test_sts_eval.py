@@ -88,3 +88,28 @@ def test_senteval_suite_table_with_intervals(senteval_root, tiny_bert, capsys, t
     shutil.copytree(senteval_root / "STS", partial / "STS")
     with pytest.raises(DataError, match="SICKRelatedness"):
         find_senteval_suite(str(partial))
+
+
+def test_compare_gives_the_paired_difference(senteval_root, tiny_bert, capsys, tmp_path):
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from multissl.encoders.hf import HFEncoder, load_tokenizer
+
+    torch.manual_seed(1)
+    tok = load_tokenizer("minilm")
+    other = tmp_path / "other"
+    HFEncoder("", pooling="mean", model=BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
+                                                             num_attention_heads=2, intermediate_size=64)),
+              tokenizer=tok).save_pretrained(other)
+    out = _run(capsys, "--model", tiny_bert, "--compare", str(other), "--suite", "senteval", "--data",
+               str(senteval_root), "--bootstrap", "200")
+    paired = out["compare"]["paired_difference"]
+    for key, row in out["scores"].items():
+        d = paired[key]
+        assert d["difference"] == pytest.approx(row["spearman"] - out["compare"]["scores"][key]["spearman"])
+        assert d["low"] <= d["difference"] <= d["high"]
+    assert "average" in paired
+    same = _run(capsys, "--model", tiny_bert, "--compare", tiny_bert, "--data", str(senteval_root / "SICK"),
+                "--bootstrap", "100")
+    assert same["compare"]["paired_difference"]["SICK-R/test"] == {"difference": 0.0, "low": 0.0, "high": 0.0}
