@@ -23,7 +23,11 @@ import torch.nn.functional as F
 
 from multissl.code.data import PROTOCOL_MRR_CUTOFF, RetrievalSet, load_retrieval
 from multissl.eval import retrieval_metrics
-from multissl.eval.ranks import first_hit_ranks, first_hit_ranks_from_scores, reciprocal_ranks
+from multissl.eval.ranks import (
+    first_hit_ranks,
+    first_hit_ranks_from_scores,
+    reciprocal_ranks,
+)
 
 Embedder = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 

@@ -14,7 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from multissl.core import FeatureQueue, LossOutput, Progress, ema_update, info_nce, momentum_copy
+from multissl.core import (
+    FeatureQueue,
+    LossOutput,
+    Progress,
+    ema_update,
+    info_nce,
+    momentum_copy,
+)
 from multissl.encoders.hf import HFEncoder, pool
 from multissl.encoders.masking import mask_tokens, special_tokens_mask
 from multissl.vl.common import TwoTowers, sample_hard_negatives

@@ -59,7 +59,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from multissl.errors import DataError, MultisslError
     from multissl.vl.data import load_captions, load_images
-    from multissl.vl.retrieval import bootstrap_recalls, paired_recalls, recalls_from_ranks, retrieval_ranks
+    from multissl.vl.retrieval import (
+        bootstrap_recalls,
+        paired_recalls,
+        recalls_from_ranks,
+        retrieval_ranks,
+    )
 
     runs = a.model or [None]
     if len(runs) > 2:

@@ -91,10 +91,10 @@ class ImageTower(nn.Module):
             self.backbone = nn.Sequential(*list(net.children())[:-2])
             self.kind = "torchvision_cnn"
         elif lib == "hf":
+            from transformers import AutoConfig, AutoModel
+
             from multissl.encoders.hf import _load_error, resolve_model
             from multissl.vl.weights import hf_weights
-
-            from transformers import AutoConfig, AutoModel
 
             load = hf_weights(model, pretrained)
             try:

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from multissl.eval.bootstrap import bootstrap_mean, bootstrap_paired, bootstrap_statistic, resample_indices
+from multissl.eval.bootstrap import (
+    bootstrap_mean,
+    bootstrap_paired,
+    bootstrap_statistic,
+    resample_indices,
+)
 from multissl.eval.metrics import spearman
 from multissl.eval.ranks import first_hit_ranks, ranking_summary, reciprocal_ranks
 from multissl.eval.retrieval import retrieval_metrics

@@ -51,7 +51,7 @@ def test_years_never_overwrite_each_other(senteval_root, tiny_bert, capsys):
 
 
 def test_each_sentence_is_encoded_once(senteval_root, tiny_bert, capsys, monkeypatch):
-    import multissl.text.sts as sts
+    from multissl.text import sts
 
     seen: list[str] = []
     real = sts.encode_texts

@@ -8,7 +8,12 @@ import torch
 
 from multissl.errors import RecipeError
 from multissl.vl.models import ImageTower
-from multissl.vl.retrieval import _draws, bootstrap_recalls, paired_recalls, recalls_from_ranks
+from multissl.vl.retrieval import (
+    _draws,
+    bootstrap_recalls,
+    paired_recalls,
+    recalls_from_ranks,
+)
 
 
 def _tiny_vit(folder):
