@@ -138,6 +138,7 @@ def kitti_lines(boxes: np.ndarray, scores: np.ndarray, calib: dict[str, np.ndarr
         bottom = to_cam @ np.array([x, y, z - h / 2, 1.0])
         ry = float(np.arctan2(np.sin(-yaw - np.pi / 2), np.cos(-yaw - np.pi / 2)))
         alpha = ry - float(np.arctan2(bottom[0], bottom[2]))
+        alpha = float(np.arctan2(np.sin(alpha), np.cos(alpha)))  # KITTI's range [-pi, pi]
         corners = np.c_[box_corners(box), np.ones(8)] @ to_cam.T  # (8, 4) camera frame
         uvw = corners @ p2.T
         uv = uvw[:, :2] / np.clip(uvw[:, 2:3], 1e-3, None)
