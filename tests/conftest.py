@@ -30,3 +30,40 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+UNTRAINED = os.environ.get("MULTISSL_TEST_UNTRAINED") == "1"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "learning: asserts that training beats the untrained model in the same configuration; "
+        "`MULTISSL_TEST_UNTRAINED=1 pytest -m learning` (the trainer's learning rate forced to 0) must turn "
+        "every one of them red (docs/notes/testing.md)")
+
+
+@pytest.fixture(autouse=True)
+def _untrained_mode(monkeypatch):
+    """With MULTISSL_TEST_UNTRAINED=1, every optimizer the one training loop builds has learning rate 0:
+    weights never move, while data, augmentations, EMA hooks, queues, evaluation and probes all still run.
+    This is the check that no learning test passes on an untrained model (docs/notes/testing.md)."""
+    if UNTRAINED:
+        import multissl.train.trainer as trainer
+
+        build = trainer.build_optimizer  # fails loudly if the trainer stops building its optimizer here
+
+        def frozen(method, cfg):
+            opt = build(method, cfg)
+            for group in opt.param_groups:
+                group["lr"] = 0.0
+            return opt
+
+        monkeypatch.setattr(trainer, "build_optimizer", frozen)
+    yield
+
+
+@pytest.fixture
+def lr_scale() -> float:
+    """1.0, or 0.0 under MULTISSL_TEST_UNTRAINED=1: tests with their own optimisation loop multiply their
+    learning rate by it, so the untrained check covers them too."""
+    return 0.0 if UNTRAINED else 1.0

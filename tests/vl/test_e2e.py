@@ -20,34 +20,47 @@ ITC_FAST = ["data.image_size=32", "model.freeze_text=true", "train.batch_size=50
             "data.randaugment=false", "data.max_length=20", "eval.examples_png=false"]
 
 
-def test_itc_learns_a_batch():
-    """ITC on 16 real pairs (32 px, locked MiniLM): text->image R@1 within the batch goes from about
-    chance (1/16) to well above it, and the loss falls."""
-    torch.set_num_threads(2)
-    recipe = load_recipe("vl/itc-flickr8k", ["data.image_size=32", "model.freeze_text=true", "data.max_length=12",
-                                             "data.randaugment=false"])
-    _, parts = build_parts(recipe)
-    m = parts.method
-    batch = parts.collate_fn([parts.train_data[i] for i in range(16)])
-    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=2e-3)
-    from multissl.core import Progress
-
-    m.train()
-    losses = []
-    for step in range(25):
-        out = m(batch)
-        out.loss.backward()
-        opt.step()
-        opt.zero_grad()
-        m.after_step(Progress(step + 1, 25, 0, 25))
-        losses.append(float(out.loss.detach()))
+def _batch_r1(m, batch) -> float:
+    """Text->image R@1 within the batch (chance 1 / batch size)."""
     m.eval()
     with torch.no_grad():
         img = m.encode_image(batch["image"])[1]
         txt = m.encode_text(batch["input_ids"], batch["attention_mask"])[1]
-    t2i_r1 = (txt @ img.t()).argmax(1).eq(torch.arange(16)).float().mean()
+    return float((txt @ img.t()).argmax(1).eq(torch.arange(len(img))).float().mean())
+
+
+def itc_on_a_batch(seed: int, lr_scale: float = 1.0, steps: int = 25):
+    """(R@1 before, R@1 after, losses) of ITC trained on 16 real pairs (32 px, locked MiniLM)."""
+    torch.set_num_threads(2)
+    recipe = load_recipe("vl/itc-flickr8k", ["data.image_size=32", "model.freeze_text=true", "data.max_length=12",
+                                             "data.randaugment=false", f"train.seed={seed}"])
+    _, parts = build_parts(recipe)
+    m = parts.method
+    batch = parts.collate_fn([parts.train_data[i] for i in range(16)])
+    before = _batch_r1(m, batch)
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=2e-3 * lr_scale)
+    from multissl.core import Progress
+
+    losses = []
+    for step in range(steps):
+        m.train()
+        out = m(batch)
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad()
+        m.after_step(Progress(step + 1, steps, 0, steps))
+        losses.append(float(out.loss.detach()))
+    return before, _batch_r1(m, batch), losses
+
+
+@pytest.mark.learning
+def test_itc_learns_a_batch(lr_scale):
+    """ITC on 16 real pairs, seed 1: text->image R@1 within the batch rises above the same initial
+    weights' by 0.25 and the loss falls by 0.5. Margins: about half of seed 0's gain (R@1 BEFORE0 -> AFTER0);
+    seeds 0-2: see docs/notes/testing.md."""
+    before, after, losses = itc_on_a_batch(1, lr_scale)
     assert losses[-1] < losses[0] - 0.5, losses
-    assert t2i_r1 >= 0.5, t2i_r1  # chance 1/16
+    assert after >= before + 0.25, (before, after)
 
 
 @pytest.mark.slow
