@@ -10,8 +10,8 @@ import json
 import pytest
 import torch
 
-from multissl.recipes import load_recipe
 from multissl.image.data import load_images
+from multissl.recipes import load_recipe
 from multissl.run import build_parts, run_recipe
 from multissl.train.checkpoint import load_weights
 
@@ -70,7 +70,6 @@ def measure(method, steps, seed, tmp_path, *more):
     queues = {k: v.clone() for k, v in parts.method.state_dict().items() if k.startswith("queue.")}
     before = {"loss": heldout_loss(parts.method, test)}
     metrics, losses = _train(method, steps, tmp_path, f"train.seed={seed}", *more)
-    _, parts = build_parts(recipe)
     load_weights(parts.method, tmp_path / method / "checkpoints" / "last" / "model.safetensors")
     parts.method.load_state_dict(queues, strict=False)
     after = {"loss": heldout_loss(parts.method, test)}

@@ -5,8 +5,6 @@ images it trained on (text->image R@5 over the 150 training images, chance 3.3%)
 pipeline (momentum, queues, ITM with re-ranking, MLM) trains and evaluates end to end.
 """
 
-import math
-
 import pytest
 import torch
 
@@ -55,31 +53,37 @@ def itc_on_a_batch(seed: int, lr_scale: float = 1.0, steps: int = 25):
 
 @pytest.mark.learning
 def test_itc_learns_a_batch(lr_scale):
-    """ITC on 16 real pairs, seed 1: text->image R@1 within the batch rises above the same initial
-    weights' by 0.25 and the loss falls by 0.5. Margins: about half of seed 0's gain (R@1 BEFORE0 -> AFTER0);
-    seeds 0-2: see docs/notes/testing.md."""
+    """ITC on 16 real pairs, seed 1: text->image R@1 within the batch rises above the same initial weights'
+    by 0.4 and the loss falls by 0.5. Margin: half of seed 0's gain (R@1 0.19 -> 1.00, loss 3.20 -> 0.002);
+    the seeds measured are in docs/notes/testing.md."""
     before, after, losses = itc_on_a_batch(1, lr_scale)
     assert losses[-1] < losses[0] - 0.5, losses
-    assert after >= before + 0.25, (before, after)
+    assert after >= before + 0.4, (before, after)
 
 
-@pytest.mark.slow
-def test_itc_run_beats_chance(tmp_path):
+def _train_set_retrieval(recipe_name: str, tmp_path):
+    """(before, after) retrieval figures on the training images of a 12-epoch run: its initial weights
+    against its last checkpoint, evaluated identically."""
     torch.set_num_threads(2)
-    recipe = load_recipe("vl/itc-flickr8k", ITC_FAST)
+    recipe = load_recipe(recipe_name, ITC_FAST)
     _, parts = build_parts(recipe)
     tr_img, tr_caps = load_split(recipe.config, "train")
     before = evaluate_retrieval(parts.method.eval(), tr_img, tr_caps)
-    res = run_recipe(recipe, run_dir=str(tmp_path / "run"))
-    assert math.isfinite(res["metrics"]["test/rsum"])
+    run_recipe(recipe, run_dir=str(tmp_path / "run"))
     _, parts = build_parts(recipe)
     from multissl.train.checkpoint import load_weights
 
     load_weights(parts.method, tmp_path / "run" / "checkpoints" / "last" / "model.safetensors")
-    after = evaluate_retrieval(parts.method.eval(), tr_img, tr_caps)
-    chance_r5 = 100 * 5 / len(tr_caps)  # 3.3%
-    assert after["t2i_r@5"] > 3 * chance_r5, (before, after)
-    assert after["rsum"] > before["rsum"] + 3
+    return before, evaluate_retrieval(parts.method.eval(), tr_img, tr_caps), len(tr_caps)
+
+
+@pytest.mark.slow
+@pytest.mark.learning
+def test_itc_run_beats_chance(tmp_path):
+    """ITC with multissl's info_nce: train-image t2i R@5 above 3x chance and rsum +3 over the initial weights."""
+    before, after, n = _train_set_retrieval("vl/itc-flickr8k", tmp_path)
+    assert after["t2i_r@5"] > 3 * 100 * 5 / n, (before, after)  # chance 3.3%
+    assert after["rsum"] > before["rsum"] + 3, (before, after)
 
 
 def test_tcl_pipeline_trains_and_reranks(tmp_path):
@@ -103,7 +107,9 @@ def test_tcl_pipeline_trains_and_reranks(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.learning
 def test_clip_baseline_with_open_clip_loss(tmp_path):
-    recipe = load_recipe("vl/clip-flickr8k", ITC_FAST)
-    res = run_recipe(recipe, run_dir=str(tmp_path / "run"))
-    assert res["metrics"]["test/rsum"] > 0
+    """The open_clip-loss baseline, same run and same check as ITC with ours (the same model and data)."""
+    before, after, n = _train_set_retrieval("vl/clip-flickr8k", tmp_path)
+    assert after["t2i_r@5"] > 3 * 100 * 5 / n, (before, after)
+    assert after["rsum"] > before["rsum"] + 3, (before, after)
