@@ -27,14 +27,15 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     "ema_update": ("multissl/core/momentum.py", "    if t_params:", "    if False:",  # target never moves
                    ["tests/core", "tests/image/test_image_methods.py", "tests/image/test_image_train.py",
                     "tests/text/test_methods.py"]),
-    "queue_push": ("multissl/core/queue.py", "        self._keys[idx] = keys", "        pass",  # keys never stored
+    "queue_push": ("multissl/core/queue.py", "        self._keys[idx] = keys.to(self._keys.device)", "        pass",  # keys never stored
                    ["tests/core", "tests/image/test_image_methods.py", "tests/image/test_image_train.py"]),
     "simclr_jitter": ("multissl/image/augment.py",
                       "            x = color_jitter(x, c.brightness, c.contrast, c.saturation, c.hue, c.jitter_p)",
                       "            pass",  # SimCLR's colour distortion dropped
                       ["tests/image"]),
-    "graphmae_mask": ("multissl/graph/methods.py", "            out[token_nodes] = 0.0\n",
-                      "",  # masked nodes keep their features (plus the token)
+    "graphmae_mask": ("multissl/graph/methods.py",
+                      "            out[token_nodes] = 0.0\n            out[noise_nodes]",
+                      "            out[noise_nodes]",  # masked nodes keep their features (plus the token)
                       ["tests/graph"]),
     "tera_alter": ("multissl/speech/alterations.py", "                    out[i, chosen.to(x.device)] = 0",
                    "                    pass",  # time alteration's zeroing dropped

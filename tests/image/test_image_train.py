@@ -78,7 +78,7 @@ def measure(method, steps, seed, tmp_path, *more):
 
 # Required fall of the held-out loss, as a fraction of the untrained model's: half the fall measured on
 # seed 0 (20 steps; SimCLR 30), asserted on seed 1. Every seed's figures: docs/notes/testing.md.
-DROP = {"simclr": 0.033, "dcl": 0.046, "mocov2": 0.015, "mochi": 0.0145, "byol": 0.35, "barlowtwins": 0.23,
+DROP = {"simclr": 0.033, "dcl": 0.046, "mocov2": 0.057, "mochi": 0.088, "byol": 0.35, "barlowtwins": 0.23,
         "swav": 0.07}
 
 
