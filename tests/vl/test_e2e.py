@@ -37,7 +37,7 @@ def itc_on_a_batch(seed: int, lr_scale: float = 1.0, steps: int = 25):
     batch = parts.collate_fn([parts.train_data[i] for i in range(16)])
     before = _batch_r1(m, batch)
     opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=2e-3 * lr_scale)
-    from multissl.core import Progress
+    from multissl.core import Progress, after_optimizer_step
 
     losses = []
     for step in range(steps):
@@ -46,7 +46,7 @@ def itc_on_a_batch(seed: int, lr_scale: float = 1.0, steps: int = 25):
         out.loss.backward()
         opt.step()
         opt.zero_grad()
-        m.after_step(Progress(step + 1, steps, 0, steps))
+        after_optimizer_step(m, Progress(step + 1, steps, 0, steps))
         losses.append(float(out.loss.detach()))
     return before, _batch_r1(m, batch), losses
 
