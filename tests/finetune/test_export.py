@@ -1,0 +1,66 @@
+"""Exports load back with identical embeddings: text in sentence-transformers (head as Dense modules) and
+transformers, vision and audio in transformers' AutoModel + the head; last-token pooling round-trips too."""
+
+import numpy as np
+import pytest
+import torch
+
+from multissl.encoders.auto import AudioEncoder, VisionEncoder
+from multissl.encoders.finetuned import load_finetuned, save_finetuned
+from multissl.encoders.hf import HFEncoder
+from multissl.finetune.methods import PairsContrastive, SupCon
+
+SENTENCES = ["A man is playing a guitar.", "Two dogs run on the beach.", "short"]
+
+
+def _perturb(method):
+    """Random head weights (a trained head, as far as the export is concerned)."""
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in method.head.parameters():
+            p.normal_(0, 0.2)
+
+
+@pytest.mark.parametrize("pooling, head", [("mean", "mlp"), ("last_token", "linear"), ("cls", "none")])
+def test_text_export_sentence_transformers_and_transformers(tiny_text, tmp_path, pooling, head):
+    enc = HFEncoder(tiny_text, pooling=pooling, max_length=64)
+    method = PairsContrastive(enc, head=head, head_dim=24).eval()
+    _perturb(method)
+    ref = method.embed(enc.tokenize(SENTENCES))
+    save_finetuned(method.encoder, method.head, tmp_path / "export")
+
+    st = pytest.importorskip("sentence_transformers")
+    st_emb = st.SentenceTransformer(str(tmp_path / "export"), device="cpu").encode(SENTENCES, convert_to_tensor=True)
+    assert st_emb.shape == ref.shape
+    assert torch.allclose(st_emb.cpu(), ref, atol=1e-5)
+    assert torch.allclose(load_finetuned(tmp_path / "export").encode(SENTENCES), ref, atol=1e-5)
+
+    from transformers import AutoModel
+
+    backbone = AutoModel.from_pretrained(tmp_path / "export").eval()
+    with torch.no_grad():
+        h = backbone(**enc.tokenize(SENTENCES)).last_hidden_state
+    assert torch.allclose(h, enc.model(**enc.tokenize(SENTENCES)).last_hidden_state, atol=1e-6)
+
+
+def test_vision_and_audio_export_round_trip(tiny_vit, tiny_w2v, tmp_path):
+    from transformers import AutoFeatureExtractor, AutoImageProcessor, AutoModel
+
+    g = torch.Generator().manual_seed(0)
+    images = [torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=g) for _ in range(3)]
+    waves = [np.sin(np.linspace(0, 200 * (i + 1), n)).astype("float32") for i, n in enumerate((4000, 6000, 8000))]
+    for enc, items, loader in ((VisionEncoder(tiny_vit), images, AutoImageProcessor),
+                               (AudioEncoder(tiny_w2v), waves, AutoFeatureExtractor)):
+        method = SupCon(enc, head="mlp", head_dim=16).eval()
+        _perturb(method)
+        ref = method.embed(enc.prepare(items))
+        out = tmp_path / type(enc).__name__
+        save_finetuned(method.encoder, method.head, out)
+        assert torch.allclose(load_finetuned(out).encode(items), ref, atol=1e-5)
+        model, pre = AutoModel.from_pretrained(out).eval(), loader.from_pretrained(out)
+        assert type(model) is type(enc.model) and type(pre) is type(getattr(enc, "processor", None) or enc.feature_extractor)
+        with torch.no_grad():
+            backbone = enc(**enc.prepare(items))
+            again = (VisionEncoder(str(out), model=model, processor=pre) if loader is AutoImageProcessor
+                     else AudioEncoder(str(out), model=model, feature_extractor=pre))(**enc.prepare(items))
+        assert torch.allclose(backbone, again, atol=1e-5)
