@@ -217,6 +217,16 @@ class Labelled:
                         [self.names[i] for i in index] if self.names else [])
 
 
+def _sample(index: list[int], limit: int | None) -> list[int]:
+    """A seeded random sample of ``limit`` indices in their original order (files come sorted by class,
+    so the first N would hold few classes); all of them without a limit."""
+    if limit is None or limit >= len(index):
+        return index
+    g = torch.Generator().manual_seed(0)
+    chosen = torch.randperm(len(index), generator=g)[:limit].sort().values.tolist()
+    return [index[i] for i in chosen]
+
+
 def _encode_labels(raw: list[str], classes: list[str] | None) -> tuple[torch.Tensor, list[str]]:
     classes = classes if classes is not None else sorted(set(raw))
     index = {c: i for i, c in enumerate(classes)}
@@ -229,10 +239,11 @@ def _encode_labels(raw: list[str], classes: list[str] | None) -> tuple[torch.Ten
 def load_labelled_text(source: str, text: str = "text", label: str = "label", *, header: bool = True,
                        hf_config: str | None = None, classes: list[str] | None = None,
                        limit: int | None = None) -> Labelled:
-    """(text, label) rows of a table; ``classes`` fixes the label order (the training split's)."""
+    """(text, label) rows of a table; ``classes`` fixes the label order (the training split's);
+    ``limit`` keeps a seeded random sample of that many rows."""
     frame = read_table(source, header=header, hf_config=hf_config)
     t, lab = _column(frame, text, source), _column(frame, label, source)
-    keep = [i for i in range(len(t)) if t[i].strip() and lab[i].strip()][:limit]
+    keep = _sample([i for i in range(len(t)) if t[i].strip() and lab[i].strip()], limit)
     if not keep:
         raise DataError(f"{source}: no (text, label) rows in columns ({text}, {label})")
     labels, classes = _encode_labels([lab[i] for i in keep], classes)
@@ -299,10 +310,12 @@ def decode_audio(data: bytes, sampling_rate: int) -> torch.Tensor:
 
 def load_labelled_files(source: str, kind: str, *, label_regex: str | None = None, classes: list[str] | None = None,
                         sampling_rate: int = 16000, limit: int | None = None) -> Labelled:
-    """Decoded images ((3, H, W) uint8) or waveforms ((T,) float32) of a folder / archive, with labels."""
+    """Decoded images ((3, H, W) uint8) or waveforms ((T,) float32) of a folder / archive, with labels;
+    ``limit`` keeps a seeded random sample of that many files."""
     if kind not in ("image", "audio"):
         raise DataError(f"kind must be 'image' or 'audio', got {kind!r}")
-    members = _labelled_members(source, IMAGE_SUFFIXES if kind == "image" else AUDIO_SUFFIXES)[:limit]
+    members = _labelled_members(source, IMAGE_SUFFIXES if kind == "image" else AUDIO_SUFFIXES)
+    members = [members[i] for i in _sample(list(range(len(members))), limit)]
     raw = [_label_of(name, label_regex) for name, _ in members]
     labels, classes = _encode_labels(raw, classes)
     items = [decode_image(d) if kind == "image" else decode_audio(d, sampling_rate) for _, d in members]

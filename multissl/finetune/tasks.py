@@ -14,6 +14,7 @@ transformers + transformers folder for text, a transformers folder + head for vi
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -48,7 +49,8 @@ assert set(Head.__args__) == set(HEADS)  # type: ignore[attr-defined]
 
 @dataclass
 class FTModel:
-    name: str = param("minilm", "HF model: a local folder, a hub id, or 'minilm' (packaged all-MiniLM-L6-v2)")
+    name: str = param("minilm", "HF model: a local folder, a hub id, 'minilm' (packaged all-MiniLM-L6-v2), or "
+                                "tiny:vit / tiny:convnext / tiny:wav2vec2 (small RANDOMLY initialised models)")
     modality: Modality = param("text", "text (AutoTokenizer), image (AutoImageProcessor) or audio (AutoFeatureExtractor)")
     pooling: str | None = param(None, "text: mean/cls/cls_before_pooler/max/last_token; image: auto/cls/mean/pooler; "
                                       "audio: mean. None = mean (text, audio) / auto (image)")
@@ -57,8 +59,26 @@ class FTModel:
     trust_remote_code: bool = param(False, "let transformers run the model repository's own code (only if you trust it)")
 
 
-def build_encoder(m: FTModel):
+def tiny_model_folder(name: str, seed: int) -> str:
+    """``tiny:vit`` / ``tiny:convnext`` / ``tiny:wav2vec2``: a small RANDOMLY initialised model folder
+    (:mod:`multissl.encoders.tiny`), written once per (kind, seed) under the system temp folder."""
+    import tempfile
+
+    from multissl.encoders.tiny import BUILDERS
+
+    kind = name.split(":", 1)[1]
+    if kind not in BUILDERS:
+        raise DataError(f"Unknown tiny model '{name}'; choose tiny:{', tiny:'.join(sorted(BUILDERS))}")
+    folder = Path(tempfile.gettempdir()) / "multissl-tiny" / f"{kind}-seed{seed}"
+    if not (folder / "config.json").exists():
+        BUILDERS[kind](folder, seed=seed)
+    return str(folder)
+
+
+def build_encoder(m: FTModel, seed: int = 0):
     """The text / vision / audio encoder of the recipe, with its bottom layers frozen as asked."""
+    if m.name.startswith("tiny:"):
+        m = dataclasses.replace(m, name=tiny_model_folder(m.name, seed))
     if m.modality == "text":
         enc = HFEncoder(m.name, pooling=m.pooling or "mean", max_length=m.max_length,
                         trust_remote_code=m.trust_remote_code)
@@ -191,7 +211,7 @@ class PairsTask(Task):
     def build(self, recipe) -> TaskParts:
         cfg: PairsConfig = recipe.config
         d, m, e = cfg.data, cfg.method, cfg.eval
-        encoder = build_encoder(cfg.model)
+        encoder = build_encoder(cfg.model, recipe.train.seed)
         method = PairsContrastive(encoder, m.head, m.head_dim, m.temperature, m.learnable_temperature,
                                   m.gradcache_chunk, m.symmetric, m.mask_duplicates)
         rows = _load_pairs(d, d.train, d.limit)
@@ -257,7 +277,7 @@ class LabelData:
     header: bool = param(True, "the CSV/TSV has a header row; false names the columns 0, 1, 2, ...")
     hf_config: str | None = param(None, "configuration name of an hf: data set")
     label_regex: str | None = param(None, "files: label = group 1 of this regex on the file name (default: parent folder)")
-    limit: int | None = param(None, "use only the first N items of each source")
+    limit: int | None = param(None, "use a seeded random sample of N items of each source (quick runs)")
     sampling_rate: int | None = param(None, "audio: resample to this rate (None = the feature extractor's)")
 
     def validate(self) -> None:
@@ -356,7 +376,7 @@ class SupConTask(Task):
     def build(self, recipe) -> TaskParts:
         cfg: SupConConfig = recipe.config
         m, a, e = cfg.method, cfg.augment, cfg.eval
-        encoder = build_encoder(cfg.model)
+        encoder = build_encoder(cfg.model, recipe.train.seed)
         rate = cfg.data.sampling_rate or int(getattr(getattr(encoder, "feature_extractor", None), "sampling_rate", 16000))
         train, valid, test = labelled_splits(cfg, rate, recipe.train.seed)
         if m.loss == "supcon":

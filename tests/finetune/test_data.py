@@ -79,6 +79,6 @@ def test_labelled_audio_folder_and_archive(tmp_path):
 
 def test_labelled_images_from_class_folders():
     data = load_labelled_files("cifar10-mini/test.tar.gz", "image", limit=30)
-    assert data.items[0].shape == (3, 32, 32) and data.classes == ["airplane"]
+    assert data.items[0].shape == (3, 32, 32) and len(data.classes) >= 8  # a seeded sample across classes
     rest, held = split_fraction(data, 0.2, seed=0)
     assert len(held) == 6 and not set(rest.names) & set(held.names)
