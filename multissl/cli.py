@@ -21,6 +21,7 @@ EPILOG = """examples:
   multissl eval --help                              list evaluations (sts, code, retrieval, ...)
   multissl embed --run runs/NAME/TIME --data PATH --out emb.npy
   multissl bench overhead                           trainer vs a bare PyTorch loop
+  multissl mine-negatives --data pairs.csv --out triplets.jsonl   hard negatives for contrastive.pairs
 """
 
 
@@ -52,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("recipes", help="list shipped recipes with one-line descriptions")
     r.add_argument("filter", nargs="?", help="only names containing this text")
+
+    sub.add_parser("mine-negatives", help="write (anchor, positive, negatives) with hard negatives mined by a model "
+                   "(multissl mine-negatives --help)", add_help=False)
 
     b = sub.add_parser("bench", help="benchmarks against peers (multissl bench NAME --help)", add_help=False)
     b.add_argument("name", nargs="?", help="benchmark name, or 'report'")
@@ -111,11 +115,17 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    if argv and argv[0] in ("eval", "bench"):  # NAME and everything after it belong to that command
+    if argv and argv[0] == "mine-negatives":
+        args = argparse.Namespace(command=argv[0])
+    elif argv and argv[0] in ("eval", "bench"):  # NAME and everything after it belong to that command
         args = argparse.Namespace(command=argv[0], name=argv[1] if len(argv) > 1 else None, args=argv[2:])
     else:
         args = parser.parse_args(argv)
     try:
+        if argv and argv[0] == "mine-negatives":  # its own argparse (multissl.finetune.mine)
+            from multissl.finetune.mine import main as mine_negatives
+
+            return mine_negatives(argv[1:])
         if args.command == "train":
             return cmd_train(args)
         if args.command == "eval":

@@ -400,3 +400,23 @@ class SupConTask(Task):
             return out
 
         return TaskParts(method, train, collate_fn=collate, evaluate=evaluate, final_evaluate=final, export=export)
+
+    def embed_data(self, recipe, path: str):
+        """Embed the texts of a table's text column, or every image / clip of a folder or archive."""
+        cfg: SupConConfig = recipe.config
+        encoder = build_encoder(cfg.model, recipe.train.seed)
+        if cfg.model.modality == "text":
+            from multissl.finetune.data import read_table
+
+            frame = read_table(path, header=cfg.data.header)
+            if cfg.data.text_column not in frame.columns:
+                raise DataError(f"{path}: no column '{cfg.data.text_column}' (have {list(frame.columns)[:20]})")
+            items: list[Any] = [str(t) for t in frame[cfg.data.text_column].tolist()]
+        else:
+            from multissl.finetune.data import AUDIO_SUFFIXES, IMAGE_SUFFIXES, _labelled_members, decode_audio, decode_image
+
+            image = cfg.model.modality == "image"
+            rate = cfg.data.sampling_rate or int(getattr(getattr(encoder, "feature_extractor", None), "sampling_rate", 16000))
+            members = _labelled_members(path, IMAGE_SUFFIXES if image else AUDIO_SUFFIXES)
+            items = [decode_image(d) if image else decode_audio(d, rate) for _, d in members]
+        return items, prepare_fn(encoder)
