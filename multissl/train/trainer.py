@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from multissl.core.method import LossOutput, Progress
+from multissl.core.method import LossOutput, Progress, after_optimizer_step, before_optimizer_step
 from multissl.errors import MultisslError, TrainingDivergedError
 from multissl.tasks import TaskParts
 from multissl.train.checkpoint import (
@@ -164,6 +164,7 @@ class Trainer:
 
     def fit(self, resume: Path | str | None = None) -> dict[str, Any]:
         cfg, acc = self.cfg, self.accelerator
+        self._clock = (time.perf_counter(), time.process_time())  # the run's wall / CPU budget (results.json)
         method = self.parts.method
         batches = EpochBatches(len(self.parts.train_data), cfg.batch_size, self.world, self.rank, cfg.seed,
                                cfg.shuffle, cfg.drop_last)
@@ -295,13 +296,13 @@ class Trainer:
                     prog = Progress(state["step"], total_steps, epoch, steps_per_epoch)
                     if cfg.clip_grad_norm:
                         acc.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
-                    unwrapped.before_step(prog)
+                    before_optimizer_step(unwrapped, prog)
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                     state["step"] += 1
                     state["epoch"], state["micro_in_epoch"] = epoch, micro
-                    unwrapped.after_step(Progress(state["step"], total_steps, epoch, steps_per_epoch))
+                    after_optimizer_step(unwrapped, Progress(state["step"], total_steps, epoch, steps_per_epoch))
                     step = state["step"]
                     if progress_bar is not None:
                         progress_bar.update(1)
@@ -353,10 +354,16 @@ class Trainer:
         metrics = self._evaluate(method, self.parts.final_evaluate) if self.main else {}
         results = {"selected_checkpoint": selected, "select_metric": self.cfg.select_metric,
                    "best_metric": state["best_metric"], "best_step": state["best_step"], "steps": state["step"],
-                   "seed": self.cfg.seed, "metrics": metrics}
+                   "seed": self.cfg.seed, "metrics": metrics, "epochs": state["epoch"]}
+        if hasattr(self, "_clock"):  # this process's wall and CPU seconds for fit (a resumed run: this part)
+            results["wall_s"] = time.perf_counter() - self._clock[0]
+            results["cpu_s"] = time.process_time() - self._clock[1]
         if self.main:
             (self.run_dir / "results.json").write_text(json.dumps(results, indent=2))
             if self.parts.export is not None:
                 self.parts.export(method, self.run_dir / "export")
+                from multissl.report.card import write_run_card
+
+                write_run_card(self.run_dir)  # README.md model card in export/ when it holds a model
         self.accelerator.wait_for_everyone()
         return results
