@@ -18,6 +18,7 @@ import argparse
 import json
 import random
 import time
+from functools import partial
 
 
 def _sync() -> None:
@@ -65,7 +66,10 @@ def main(argv: list[str]) -> int:
 
     import torch
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.losses import CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss
+    from sentence_transformers.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MultipleNegativesRankingLoss,
+    )
 
     from multissl.bench.harness import Measurement, record
     from multissl.encoders.hf import HFEncoder, resolve_model
@@ -80,11 +84,11 @@ def main(argv: list[str]) -> int:
     rows = load_pairs("stsb/sts-train.csv.gz", "5", "6", header=False, score_column="4", min_score=4.0,
                       limit=args.limit)
     base = HFEncoder(args.model, pooling="mean", max_length=args.max_length).to(device)
-    rows, stats = mine_hard_negatives(rows, lambda t: base.encode(t, device=device), num_negatives=1, margin=0.05)
+    base_embed = partial(base.encode, device=device)
+    rows, stats = mine_hard_negatives(rows, base_embed, num_negatives=1, margin=0.05)
     batches = _batches(len(rows), args.batch_size, args.steps, args.seed)
-    scores: dict[str, dict[str, float]] = {"base": {"dev": _spearman(lambda t: base.encode(t, device=device), dev),
-                                                    "test": _spearman(lambda t: base.encode(t, device=device), test)}}
-    del base
+    scores: dict[str, dict[str, float]] = {"base": {"dev": _spearman(base_embed, dev), "test": _spearman(base_embed, test)}}
+    del base, base_embed
     times: dict[str, float] = {}
 
     def ours(chunk: int) -> None:

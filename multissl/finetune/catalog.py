@@ -2,11 +2,11 @@
 
 TASKS = {
     "contrastive.pairs": ("multissl.finetune.tasks:PairsTask",
-                          "fine-tune any HF text encoder on (anchor, positive[, negatives]) pairs: in-batch + hard "
-                          "negatives, GradCache, duplicate masking (MNRL / supervised SimCSE)"),
+                          ("fine-tune any HF text encoder on (anchor, positive[, negatives]) pairs: in-batch + hard "
+                           "negatives, GradCache, duplicate masking (MNRL / supervised SimCSE)")),
     "contrastive.supcon": ("multissl.finetune.tasks:SupConTask",
-                           "fine-tune any HF text / vision / audio encoder on labels: SupCon (Khosla et al. 2020) "
-                           "or the cross-entropy baseline"),
+                           ("fine-tune any HF text / vision / audio encoder on labels: SupCon (Khosla et al. 2020) "
+                            "or the cross-entropy baseline")),
 }
 EVALS = {}
 BENCHES = {

@@ -338,5 +338,5 @@ def split_fraction(data: Labelled, fraction: float, seed: int = 0) -> tuple[Labe
     """A seeded random (rest, held-out) split with ``fraction`` of the items held out."""
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(data), generator=g).tolist()
-    n = max(1, int(round(fraction * len(data))))
+    n = max(1, round(fraction * len(data)))
     return data.subset(sorted(order[n:])), data.subset(sorted(order[:n]))

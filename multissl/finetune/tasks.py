@@ -38,8 +38,19 @@ from multissl.finetune.data import (
     split_by_name,
     split_fraction,
 )
-from multissl.finetune.methods import HEADS, CrossEntropyFineTune, PairsContrastive, SupCon
-from multissl.finetune.views import AudioViews, ImageViews, LabelledCollate, PairsCollate, prepare_fn
+from multissl.finetune.methods import (
+    HEADS,
+    CrossEntropyFineTune,
+    PairsContrastive,
+    SupCon,
+)
+from multissl.finetune.views import (
+    AudioViews,
+    ImageViews,
+    LabelledCollate,
+    PairsCollate,
+    prepare_fn,
+)
 from multissl.tasks import Task, TaskParts
 
 Modality = Literal["text", "image", "audio"]
@@ -413,7 +424,13 @@ class SupConTask(Task):
                 raise DataError(f"{path}: no column '{cfg.data.text_column}' (have {list(frame.columns)[:20]})")
             items: list[Any] = [str(t) for t in frame[cfg.data.text_column].tolist()]
         else:
-            from multissl.finetune.data import AUDIO_SUFFIXES, IMAGE_SUFFIXES, _labelled_members, decode_audio, decode_image
+            from multissl.finetune.data import (
+                AUDIO_SUFFIXES,
+                IMAGE_SUFFIXES,
+                _labelled_members,
+                decode_audio,
+                decode_image,
+            )
 
             image = cfg.model.modality == "image"
             rate = cfg.data.sampling_rate or int(getattr(getattr(encoder, "feature_extractor", None), "sampling_rate", 16000))

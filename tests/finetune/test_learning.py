@@ -27,7 +27,7 @@ def test_pairs_text_learns_code_search(tiny_text, tmp_path):
     """contrastive.pairs, a tiny random BERT (MiniLM tokenizer), 40 steps of batch 32 on 2,000 shipped
     docstring -> function pairs; validation MRR over 200 validation functions.
     Seed 0: 0.040 -> 0.064. Seed 1: asserted +0.01."""
-    first, last, res = _run("finetune/pairs-codesearch-minilm", tmp_path, [
+    first, last, _ = _run("finetune/pairs-codesearch-minilm", tmp_path, [
         f"model.name={tiny_text}", "train.max_steps=40", "train.batch_size=32", "data.limit=2000",
         "data.valid_limit=200", "model.max_length=64", "train.lr=1e-3", "train.eval_every=20", "train.seed=1"])
     assert last["val/mrr"] > first["val/mrr"] + 0.01, (first, last)
