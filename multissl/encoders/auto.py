@@ -141,7 +141,10 @@ class AudioEncoder(nn.Module):
         return {"input_values": enc["input_values"], "attention_mask": enc["attention_mask"]}
 
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
-        out = self.model(input_values=input_values, attention_mask=attention_mask)
+        # wav2vec2-base style models (group-norm front end) are trained on zero-padded input without a mask
+        # (the transformers docs' advice); the mask still bounds the pooled frames below
+        group_norm = getattr(self.model.config, "feat_extract_norm", "layer") == "group"
+        out = self.model(input_values=input_values, attention_mask=None if group_norm else attention_mask)
         hidden = out.last_hidden_state  # (B, T', H)
         if attention_mask is None:
             return hidden.mean(1)
