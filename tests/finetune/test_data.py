@@ -82,3 +82,20 @@ def test_labelled_images_from_class_folders():
     assert data.items[0].shape == (3, 32, 32) and len(data.classes) >= 8  # a seeded sample across classes
     rest, held = split_fraction(data, 0.2, seed=0)
     assert len(held) == 6 and not set(rest.names) & set(held.names)
+
+
+def test_clear_errors_for_bad_sources_and_recipes():
+    from multissl.errors import RecipeError
+    from multissl.finetune.data import read_table
+    from multissl.recipes import load_recipe
+
+    with pytest.raises(DataError, match="Cannot load datasets"):
+        read_table("hf:no-such-user/no-such-set:train")
+    with pytest.raises(DataError, match="unknown table format"):
+        read_table("stsb/SOURCES.md")
+    with pytest.raises(RecipeError, match="model.modality must be 'text'"):
+        load_recipe("finetune/pairs-stsb-minilm", ["model.modality=image"])
+    with pytest.raises(RecipeError, match="views must be >= 2"):
+        load_recipe("finetune/supcon-fsdd-wav2vec2", ["method.views=1"])
+    recipe = load_recipe("finetune/sup-simcse-nli")  # the paper's setting parses as shipped
+    assert recipe.train.batch_size == 512 and recipe.config.method.temperature == 0.05
