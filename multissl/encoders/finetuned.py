@@ -116,8 +116,17 @@ def _add_dense_modules(path: Path, head: nn.Module) -> None:
 
 def save_finetuned(encoder: nn.Module, head: nn.Module, path: str | Path, **extra: Any) -> Path:
     """Write ``encoder`` + ``head`` as described in the module docstring; returns the folder."""
+    from multissl.encoders.lora import is_lora, merge_lora
+
     path = Path(path)
     kind = encoder_kind(encoder)
+    if is_lora(encoder.model):  # fold the adapters in: the folder loads without peft
+        import copy
+
+        merged = merge_lora(copy.deepcopy(encoder.model))
+        encoder = copy.copy(encoder)  # shallow copy with its own submodule table: the live method keeps its adapters
+        encoder._modules = dict(encoder._modules)
+        encoder.model = merged
     encoder.save_pretrained(path)
     spec = _save_head(head, path)
     if kind == "text" and spec:

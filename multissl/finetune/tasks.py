@@ -67,6 +67,10 @@ class FTModel:
                                       "audio: mean. None = mean (text, audio) / auto (image)")
     max_length: int = param(128, "text: max tokens per text (training, evaluation and export)")
     freeze_layers: int = param(0, "freeze the embeddings + bottom N blocks (0 = none, -1 = the whole backbone)")
+    lora_r: int = param(0, "LoRA rank (Hu et al. 2022; needs peft): > 0 trains only adapters (+ head), merged at export")
+    lora_alpha: int = param(16, "LoRA scaling alpha")
+    lora_dropout: float = param(0.0, "dropout on the LoRA inputs")
+    lora_targets: list[str] = param(["all-linear"], "module-name suffixes to adapt (e.g. [query, value]) or [all-linear]")
     trust_remote_code: bool = param(False, "let transformers run the model repository's own code (only if you trust it)")
 
 
@@ -98,6 +102,11 @@ def build_encoder(m: FTModel, seed: int = 0):
     else:
         enc = AudioEncoder(m.name, pooling=m.pooling or "mean", trust_remote_code=m.trust_remote_code)
     freeze_layers(enc.model, m.freeze_layers)
+    if m.lora_r > 0:
+        from multissl.encoders.lora import add_lora
+
+        targets = "all-linear" if m.lora_targets == ["all-linear"] else list(m.lora_targets)
+        enc.model = add_lora(enc.model, m.lora_r, m.lora_alpha, m.lora_dropout, targets)
     return enc
 
 

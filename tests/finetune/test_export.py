@@ -64,3 +64,27 @@ def test_vision_and_audio_export_round_trip(tiny_vit, tiny_w2v, tmp_path):
             again = (VisionEncoder(str(out), model=model, processor=pre) if loader is AutoImageProcessor
                      else AudioEncoder(str(out), model=model, feature_extractor=pre))(**enc.prepare(items))
         assert torch.allclose(backbone, again, atol=1e-5)
+
+
+def test_lora_trains_adapters_only_and_exports_merged(tiny_text, tmp_path):
+    pytest.importorskip("peft")
+    from multissl.encoders.lora import add_lora, is_lora
+
+    enc = HFEncoder(tiny_text, pooling="mean", max_length=64)
+    enc.model = add_lora(enc.model, r=4, alpha=8)
+    method = PairsContrastive(enc, head="linear")
+    trainable = [n for n, p in method.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
+    with torch.no_grad():  # a trained adapter (lora_B starts at zero)
+        for n, p in method.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.1)
+    method.eval()
+    ref = method.embed(enc.tokenize(SENTENCES))
+    save_finetuned(method.encoder, method.head, tmp_path / "export")
+    assert is_lora(method.encoder.model)  # the live model keeps its adapters
+    st = pytest.importorskip("sentence_transformers")
+    st_emb = st.SentenceTransformer(str(tmp_path / "export"), device="cpu").encode(SENTENCES, convert_to_tensor=True)
+    assert torch.allclose(st_emb.cpu(), ref, atol=1e-5)
+    assert not any("lora" in k for k in __import__("safetensors.torch").torch.load_file(
+        str(tmp_path / "export" / "model.safetensors")))
