@@ -8,8 +8,9 @@
   processor / feature extractor (``AutoModel`` / ``AutoImageProcessor`` / ``AutoFeatureExtractor``
   load them), plus the head as ``multissl_head.safetensors``.
 
-Every folder also carries ``multissl_finetune.json`` (kind, pooling, head shape), which
-:func:`load_finetuned` reads to rebuild the exact embedding function.
+Every folder also carries ``multissl_finetune.json`` (kind, pooling, head shape, whether the base
+pipeline ends in ``Normalize``), which :func:`load_finetuned` reads to rebuild the exact embedding
+function (L2-normalised like ``SentenceTransformer.encode`` when the pipeline normalises).
 """
 
 from __future__ import annotations
@@ -127,27 +128,34 @@ def save_finetuned(encoder: nn.Module, head: nn.Module, path: str | Path, **extr
         encoder = copy.copy(encoder)  # shallow copy with its own submodule table: the live method keeps its adapters
         encoder._modules = dict(encoder._modules)
         encoder.model = merged
-    encoder.save_pretrained(path)
+    normalize = False
+    if kind == "text":  # the recipe's max length (trained and evaluated at it); the base's Normalize kept
+        encoder.save_pretrained(path, max_seq_length=encoder.max_length)
+        modules = json.loads((path / "modules.json").read_text())
+        normalize = any(m["type"].endswith("Normalize") for m in modules)
+    else:
+        encoder.save_pretrained(path)
     spec = _save_head(head, path)
     if kind == "text" and spec:
         _add_dense_modules(path, head)
-    write_meta(path, kind=kind, pooling=encoder.pooling, head=spec, **extra)
+    write_meta(path, kind=kind, pooling=encoder.pooling, head=spec, normalize=normalize, **extra)
     return path
 
 
 class FinetunedEncoder(nn.Module):
     """A loaded export: ``prepare(items)`` then ``forward(**inputs)`` = head(pooled backbone)."""
 
-    def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, head: nn.Module, normalize: bool = False) -> None:
         super().__init__()
-        self.encoder, self.head = encoder, head
+        self.encoder, self.head, self.normalize = encoder, head, normalize
 
     def prepare(self, items: list[Any]) -> dict[str, torch.Tensor]:
         prep = getattr(self.encoder, "prepare", None) or self.encoder.tokenize
         return prep(items)
 
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(**inputs))
+        z = self.head(self.encoder(**inputs))
+        return torch.nn.functional.normalize(z, dim=-1) if self.normalize else z
 
     @torch.no_grad()
     def encode(self, items: list[Any], batch_size: int = 64) -> torch.Tensor:
@@ -182,4 +190,4 @@ def load_finetuned(path: str | Path) -> FinetunedEncoder:
             lin.weight.data.copy_(weights[f"{i}.weight"])
             if lin.bias is not None:
                 lin.bias.data.copy_(weights[f"{i}.bias"])
-    return FinetunedEncoder(encoder, head).eval()
+    return FinetunedEncoder(encoder, head, bool(meta.get("normalize", False))).eval()
