@@ -28,12 +28,15 @@ def test_text_export_sentence_transformers_and_transformers(tiny_text, tmp_path,
     _perturb(method)
     ref = method.embed(enc.tokenize(SENTENCES))
     save_finetuned(method.encoder, method.head, tmp_path / "export")
+    loaded = load_finetuned(tmp_path / "export")
+    if loaded.normalize:  # the base pipeline (the MiniLM tokenizer's folder) ends in Normalize
+        ref = torch.nn.functional.normalize(ref, dim=-1)
 
     st = pytest.importorskip("sentence_transformers")
     st_emb = st.SentenceTransformer(str(tmp_path / "export"), device="cpu").encode(SENTENCES, convert_to_tensor=True)
     assert st_emb.shape == ref.shape
     assert torch.allclose(st_emb.cpu(), ref, atol=1e-5)
-    assert torch.allclose(load_finetuned(tmp_path / "export").encode(SENTENCES), ref, atol=1e-5)
+    assert torch.allclose(loaded.encode(SENTENCES), ref, atol=1e-5)
 
     from transformers import AutoModel
 
@@ -83,8 +86,32 @@ def test_lora_trains_adapters_only_and_exports_merged(tiny_text, tmp_path):
     ref = method.embed(enc.tokenize(SENTENCES))
     save_finetuned(method.encoder, method.head, tmp_path / "export")
     assert is_lora(method.encoder.model)  # the live model keeps its adapters
+    if load_finetuned(tmp_path / "export").normalize:
+        ref = torch.nn.functional.normalize(ref, dim=-1)
     st = pytest.importorskip("sentence_transformers")
     st_emb = st.SentenceTransformer(str(tmp_path / "export"), device="cpu").encode(SENTENCES, convert_to_tensor=True)
     assert torch.allclose(st_emb.cpu(), ref, atol=1e-5)
     assert not any("lora" in k for k in __import__("safetensors.torch").torch.load_file(
         str(tmp_path / "export" / "model.safetensors")))
+
+
+def test_minilm_export_keeps_the_base_pipeline_with_the_head():
+    """The packaged all-MiniLM-L6-v2 ends in Normalize: the export keeps it, after the head's Dense modules."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import torch.nn.functional as F
+
+    enc = HFEncoder("minilm", pooling="mean", max_length=64)
+    method = PairsContrastive(enc, head="linear", head_dim=32).eval()
+    _perturb(method)
+    ref = F.normalize(method.embed(enc.tokenize(SENTENCES)), dim=-1)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_finetuned(method.encoder, method.head, tmp)
+        types = [m["type"].rsplit(".", 1)[-1] for m in json.loads((Path(tmp) / "modules.json").read_text())]
+        assert types == ["Transformer", "Pooling", "Dense", "Normalize"]
+        st = pytest.importorskip("sentence_transformers").SentenceTransformer(tmp, device="cpu")
+        assert st.max_seq_length == 64
+        assert torch.allclose(st.encode(SENTENCES, convert_to_tensor=True).cpu(), ref, atol=1e-5)
+        assert torch.allclose(load_finetuned(tmp).encode(SENTENCES), ref, atol=1e-5)
