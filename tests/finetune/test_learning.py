@@ -54,3 +54,29 @@ def test_pairs_minilm_learns_code_search(tmp_path):
         "train.max_steps=10", "train.batch_size=16", "data.valid_limit=100", "model.max_length=64",
         "model.freeze_layers=4", "train.lr=1e-4", "train.eval_every=0", "train.seed=1"])
     assert last["val/mrr"] > first["val/mrr"] + 0.005, (first, last)
+
+
+def test_supcon_image_pipeline_runs_and_exports(tmp_path):
+    """The image path end to end (class-folder archive, SimCLR views, tiny random ViT, probes, export,
+    `multissl embed`); no learning claim: a tiny ViT from random init does not beat its random-feature kNN
+    within a CI budget (docs/notes/finetune.md)."""
+    from transformers import AutoImageProcessor, AutoModel
+
+    _, _, res = _run("finetune/supcon-cifar10-vit", tmp_path, [
+        "data.limit=120", "train.max_steps=2", "train.batch_size=16", "train.eval_every=0", "train.seed=1"])
+    assert {"val/knn_acc", "test/knn_acc", "test/linear_acc"} <= set(res["metrics"])
+    export = tmp_path / "run" / "export"
+    assert type(AutoModel.from_pretrained(export)).__name__ == "ViTModel"
+    assert AutoImageProcessor.from_pretrained(export) is not None
+    import tarfile
+
+    import numpy as np
+
+    from multissl.data import resolve_data_path
+
+    with tarfile.open(resolve_data_path("cifar10-mini/test.tar.gz")) as tar:
+        members = [m for m in tar.getmembers() if m.isfile()][:12]
+        tar.extractall(tmp_path / "imgs", members=members, filter="data")
+    out = tmp_path / "emb.npy"
+    assert main(["embed", "--run", str(tmp_path / "run"), "--data", str(tmp_path / "imgs"), "--out", str(out)]) == 0
+    assert np.load(out).shape == (12, 128)
