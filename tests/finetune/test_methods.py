@@ -127,4 +127,4 @@ def test_learnable_temperature_moves_and_is_clamped():
     with torch.no_grad():
         method.temperature.value.fill_(math.log(1 / 1e-6))
     method.after_step(None)
-    assert float(method.temperature()) == pytest.approx(1e-3)
+    assert float(method.temperature().detach()) == pytest.approx(1e-3)
