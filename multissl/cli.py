@@ -23,6 +23,7 @@ EPILOG = """examples:
   multissl embed --run runs/NAME/TIME --data PATH --out emb.npy
   multissl bench overhead                           trainer vs a bare PyTorch loop
   multissl report runs/ --out report                one HTML page of all runs and bench records
+  multissl mine-negatives --data pairs.csv --out triplets.jsonl   hard negatives for contrastive.pairs
 """
 
 
@@ -55,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("recipes", help="list shipped recipes with one-line descriptions")
     r.add_argument("filter", nargs="?", help="only names containing this text")
+
+    sub.add_parser("mine-negatives", help="write (anchor, positive, negatives) with hard negatives mined by a model "
+                   "(multissl mine-negatives --help)", add_help=False)
 
     b = sub.add_parser("bench", help="benchmarks against peers (multissl bench NAME --help)", add_help=False)
     b.add_argument("name", nargs="?", help="benchmark name, or 'report'")
@@ -147,7 +151,11 @@ def _system_error(exc: BaseException | None) -> int:
     return 2
 
 
-def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    if args.command == "mine-negatives":  # its own argparse (multissl.finetune.mine)
+        from multissl.finetune.mine import main as mine_negatives
+
+        return mine_negatives(argv[1:])
     if args.command == "train":
         return cmd_train(args)
     if args.command == "eval":
@@ -174,12 +182,14 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    if argv and argv[0] in ("eval", "bench"):  # NAME and everything after it belong to that command
+    if argv and argv[0] == "mine-negatives":
+        args = argparse.Namespace(command=argv[0])
+    elif argv and argv[0] in ("eval", "bench"):  # NAME and everything after it belong to that command
         args = argparse.Namespace(command=argv[0], name=argv[1] if len(argv) > 1 else None, args=argv[2:])
     else:
         args = parser.parse_args(argv)
     try:
-        return guarded(lambda: _run(args, parser))
+        return guarded(lambda: _run(args, parser, argv))
     finally:
         if os.environ.get("MULTISSL_DEBUG_IMPORTS"):
             print(sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "transformers"})[:5], file=sys.stderr)
