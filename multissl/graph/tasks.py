@@ -141,52 +141,80 @@ class RecModelParams:
 
 @dataclass
 class XSimGCLParams:
-    eps: float = param(0.2, "noise magnitude added to every layer (XSimGCL: 0.2; LightGCN: 0)")
-    cl_weight: float = param(0.2, "contrastive weight lambda (XSimGCL: 0.2; LightGCN: 0)")
+    eps: float = param(0.2, "noise magnitude added to every layer (XSimGCL: 0.2)")
+    cl_weight: float = param(0.2, "contrastive weight lambda (XSimGCL: 0.2)")
     temperature: float = param(0.15, "InfoNCE temperature tau (XSimGCL: 0.15)")
     cl_layer: int = param(1, "layer l* whose perturbed output is the contrastive view (XSimGCL: 1)")
     reg: float = param(1e-4, "L2 regularisation weight (1e-4)")
 
 
 @dataclass
+class LightGCNParams:
+    reg: float = param(1e-4, "weight of the L2 penalty on the batch's ego embeddings (LightGCN: 1e-4)")
+    init_std: float = param(0.1, "std of the normal init of the embeddings (LightGCN-PyTorch: 0.1)")
+
+
+@dataclass
 class RankingParams:
-    k: int = param(20, "cut-off of Recall@K / NDCG@K (LightGCN / XSimGCL: 20)")
+    ks: list[int] = param([10, 20, 50], "cut-offs of Recall@K / NDCG@K, all reported in one run (papers: 20)")
     batch_size: int = param(2048, "users scored per ranking batch")
     baselines: bool = param(True, "also report the most-popular ranking and the untrained model on test")
+
+
+def _check_rec(data: InteractionData, model: RecModelParams, ev: RankingParams) -> None:
+    if not 0 <= data.val_fraction < 1:
+        raise ValueError("data.val_fraction must be in [0, 1)")
+    if not ev.ks or min(ev.ks) < 1:
+        raise ValueError("eval.ks must list cut-offs >= 1")
+    if model.num_layers < 1:
+        raise ValueError("model.num_layers must be >= 1")
 
 
 @dataclass
 class XSimGCLConfig:
     data: InteractionData = param(InteractionData(), "user-item interactions")
     model: RecModelParams = param(RecModelParams(), "embeddings and propagation")
-    method: XSimGCLParams = param(XSimGCLParams(), "XSimGCL noise and contrast (zeros = LightGCN)")
+    method: XSimGCLParams = param(XSimGCLParams(), "XSimGCL noise and contrast (zeros: the no-noise ablation)")
     eval: RankingParams = param(RankingParams(), "full-ranking evaluation")
 
     def validate(self) -> None:
+        _check_rec(self.data, self.model, self.eval)
         if not 1 <= self.method.cl_layer <= self.model.num_layers:
             raise ValueError(f"method.cl_layer={self.method.cl_layer} must be in 1..model.num_layers")
-        if not 0 <= self.data.val_fraction < 1:
-            raise ValueError("data.val_fraction must be in [0, 1)")
 
 
-class XSimGCLTask(Task):
-    config_class = XSimGCLConfig
-    description = "XSimGCL / LightGCN collaborative filtering (full-ranking Recall@K, NDCG@K)"
+@dataclass
+class LightGCNConfig:
+    data: InteractionData = param(InteractionData(), "user-item interactions")
+    model: RecModelParams = param(RecModelParams(num_layers=3), "embeddings and propagation (LightGCN Gowalla: 3)")
+    method: LightGCNParams = param(LightGCNParams(), "LightGCN's L2 penalty and init")
+    eval: RankingParams = param(RankingParams(), "full-ranking evaluation")
+
+    def validate(self) -> None:
+        _check_rec(self.data, self.model, self.eval)
+
+
+class _RecTask(Task):
+    """Shared build of the recommender kinds: data, validation hold-out, full-ranking evaluation."""
+
+    def make_method(self, cfg, data):  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def build(self, recipe) -> TaskParts:
         from multissl.graph.data import PairIndexDataset, load_interactions
-        from multissl.graph.methods import XSimGCL
         from multissl.graph.ranking import full_ranking, popularity_scores
 
-        cfg: XSimGCLConfig = recipe.config
+        cfg = recipe.config
         d, e = cfg.data, cfg.eval
         data = load_interactions(d.path, d.test_path, d.val_fraction, d.split_seed, d.format)
-        mp = cfg.method
-        method = XSimGCL(data.train, data.num_users, data.num_items, cfg.model.dim, cfg.model.num_layers, mp.eps,
-                         mp.cl_weight, mp.temperature, mp.cl_layer, mp.reg)
+        sel = recipe.train.select_metric
+        if not len(data.val) and sel and sel.startswith("val/"):
+            print(f"note: data.val_fraction={d.val_fraction} leaves no validation pairs, so "
+                  f"train.select_metric={sel} cannot select an epoch: the LAST epoch is reported")
+        method = self.make_method(cfg, data)
         initial = copy.deepcopy(method.state_dict()) if e.baselines else None
         known = torch.cat([data.train, data.val])
-        ks = (e.k,)
+        ks = tuple(sorted(set(e.ks)))
 
         def evaluate(meth) -> dict[str, float]:
             if not len(data.val):
@@ -207,3 +235,26 @@ class XSimGCLTask(Task):
             return out
 
         return TaskParts(method, PairIndexDataset(len(data.train)), evaluate=evaluate, final_evaluate=final)
+
+
+class XSimGCLTask(_RecTask):
+    config_class = XSimGCLConfig
+    description = "XSimGCL collaborative filtering (full-ranking Recall@K, NDCG@K)"
+
+    def make_method(self, cfg: XSimGCLConfig, data):
+        from multissl.graph.methods import XSimGCL
+
+        mp = cfg.method
+        return XSimGCL(data.train, data.num_users, data.num_items, cfg.model.dim, cfg.model.num_layers, mp.eps,
+                       mp.cl_weight, mp.temperature, mp.cl_layer, mp.reg)
+
+
+class LightGCNTask(_RecTask):
+    config_class = LightGCNConfig
+    description = "LightGCN collaborative filtering (full-ranking Recall@K, NDCG@K)"
+
+    def make_method(self, cfg: LightGCNConfig, data):
+        from multissl.graph.methods import LightGCN
+
+        return LightGCN(data.train, data.num_users, data.num_items, cfg.model.dim, cfg.model.num_layers,
+                        cfg.method.reg, cfg.method.init_std)
