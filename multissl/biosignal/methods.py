@@ -6,8 +6,17 @@ encoder + projection embeds one view, a momentum (EMA) copy embeds the other; a 
 (temperature 0.04) contrasts online against momentum projections, with the other participants of
 the batch as negatives and same-participant columns off the diagonal masked out of the denominator
 (``info_nce(query_ids=, key_ids=)``). A KoLeo term (weight 0.1) spreads the online embeddings.
-The momentum encoder is updated BEFORE the forward (MoCo v3 style, as the paper's training step),
-i.e. at the start of each training ``forward``; ``ema_in_forward=False`` moves it to ``before_step``.
+The paper's training step updates the momentum encoder BEFORE the forward (MoCo v3 style). Under the
+core contract (no state change in ``forward``) that is ``ema_timing = "after_step"``: the EMA with the
+weights the optimizer just wrote, i.e. exactly the target the next forward would have built, once per
+optimizer step. ``ema_in_forward=False`` selects ``"before_step"`` (after backward, before the optimizer
+step: the target lags one update behind).
+
+Reference code: none released (Apple, ICLR 2024); the paper's appendix is the reference.
+
+Deviations from the reference code (the paper's description):
+- The EMA moves parameters only; BatchNorm buffers of the momentum copy follow its own forward passes
+  (as MoCo / BYOL; the paper does not say).
 """
 
 from __future__ import annotations
@@ -43,14 +52,14 @@ class ParticipantContrastive(Method):
         self.aug, self.temperature, self.momentum = aug, temperature, momentum
         self.koleo_weight, self.koleo_on = koleo_weight, koleo_on
         self.mask_same_participant, self.ema_in_forward = mask_same_participant, ema_in_forward
+        self.ema_timing = "after_step" if ema_in_forward else "before_step"
 
-    def _ema(self) -> None:
+    @torch.no_grad()
+    def momentum_update(self, progress: Progress) -> None:
         ema_update(self.momentum_encoder, self.encoder, self.momentum)
         ema_update(self.momentum_projector, self.projector, self.momentum)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
-        if self.ema_in_forward and self.training and torch.is_grad_enabled():
-            self._ema()
         a, b, pid = augment(batch["a"], self.aug), augment(batch["b"], self.aug), batch["pid"]
         x = torch.cat([a, b])  # (2B, C, L): one pass per network
         h = self.encoder(x)  # (2B, 256)
@@ -66,10 +75,6 @@ class ParticipantContrastive(Method):
                      + koleo((h if self.koleo_on == "embedding" else z)[n:]))
         loss = contrastive + self.koleo_weight * reg
         return LossOutput(loss, {"contrastive": contrastive.detach(), "koleo": reg.detach()})
-
-    def before_step(self, progress: Progress) -> None:
-        if not self.ema_in_forward:
-            self._ema()
 
     @torch.no_grad()
     def embed(self, batch: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:

@@ -59,7 +59,7 @@ class BioMethod:
     koleo_on: Literal["embedding", "projection"] = param("embedding", "KoLeo on the online embedding or projection")
     proj_dims: list[int] = param([256, 128], "projection MLP after the embedding: hidden..., out (paper: out 128)")
     mask_same_participant: bool = param(True, "mask same-participant off-diagonal pairs out of the negatives")
-    ema_in_forward: bool = param(True, "update the EMA before the forward (paper); False: in before_step")
+    ema_in_forward: bool = param(True, "EMA before each forward (paper; runs after the optimizer step); False: before it")
     augment: AugmentConfig = param(AugmentConfig(), "augmentations and their probabilities")
 
 

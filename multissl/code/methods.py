@@ -85,7 +85,18 @@ class CoCoSoDa(_DualEncoderMethod):
     Scale: with ``paper_compat_scale`` the logits are cos / temperature * compat_multiplier (the
     official code divides by moco_t = 0.07 in the model and multiplies by 20 in the loss: scale ~286);
     otherwise cos / temperature.
+
+    Reference code: DeepSoftwareAnalytics/CoCoSoDa (``model.py``, ``run.py``).
+
+    Deviations from the reference code:
+    - One momentum encoder instead of the reference's two always-equal copies (same keys, half the memory).
+    - The key EMA runs after the optimizer step (``ema_timing = "after_step"``) instead of at the start
+      of the next forward: every forward meets the same key encoder, one update per optimizer step.
+    - Queue keys are staged per micro-batch and pushed once per optimizer step, gathered over
+      processes (the reference enqueues each batch's keys inside its forward).
     """
+
+    ema_timing = "after_step"
 
     def __init__(self, encoder: HFEncoder, *, queue_size: int = 1024, momentum: float = 0.999,
                  temperature: float = 0.07, paper_compat_scale: bool = True, compat_multiplier: float = 20.0,
@@ -156,18 +167,21 @@ class CoCoSoDa(_DualEncoderMethod):
             terms["code2aug_code"] = info_nce(code_q, code_k, temperature=t, extra_keys=self.aug_code_queue.keys())
             terms["query2aug_query"] = info_nce(query_q, query_k, temperature=t, extra_keys=self.aug_query_queue.keys())
         loss = torch.stack(list(terms.values())).mean()
-        if self.training:
-            self.code_queue.push(code_q)
-            self.query_queue.push(query_q)
-            self.aug_code_queue.push(code_k)
-            self.aug_query_queue.push(query_k)
-            self.steps += 1
+        # staged per micro-batch; the trainer pushes them once per optimizer step (gathered)
+        self.code_queue.stage(code_q)
+        self.query_queue.stage(query_q)
+        self.aug_code_queue.stage(code_k)
+        self.aug_query_queue.stage(query_k)
         logs = {f"loss_{k}": v.detach() for k, v in terms.items()}
         logs["aug"] = float(self.augmentations.index(kind) if kind in self.augmentations else -1)
         return LossOutput(loss, logs)
 
-    def after_step(self, progress: Progress) -> None:
+    @torch.no_grad()
+    def momentum_update(self, progress: Progress) -> None:
         ema_update(self.key_model, self.encoder.model, self.momentum)
+
+    def after_step(self, progress: Progress) -> None:
+        self.steps += 1  # drives the "cycle" augmentation schedule (one augmentation per optimizer step)
 
 
 class CodeSearchFineTune(_DualEncoderMethod):

@@ -17,13 +17,20 @@ from multissl.core.losses import (
     sinkhorn_knopp,
     vicreg,
 )
-from multissl.core.method import LossOutput, Method, Progress
+from multissl.core.method import (
+    LossOutput,
+    Method,
+    Progress,
+    after_optimizer_step,
+    before_optimizer_step,
+    flush_queues,
+)
 from multissl.core.momentum import MomentumSchedule, ema_update, momentum_copy
 from multissl.core.queue import FeatureQueue
 
 __all__ = [
     "MLP", "FeatureQueue", "LossOutput", "Method", "MomentumSchedule", "Progress", "Temperature",
-    "all_gather_no_grad", "barlow_twins", "chamfer_distance", "dcl", "ema_update", "gather_with_grad",
-    "info_nce", "koleo", "mix_hard_negatives", "momentum_copy", "nt_xent", "rank", "scaled_cosine_error",
-    "sinkhorn_knopp", "vicreg", "world_size",
+    "after_optimizer_step", "all_gather_no_grad", "barlow_twins", "before_optimizer_step", "chamfer_distance",
+    "dcl", "ema_update", "flush_queues", "gather_with_grad", "info_nce", "koleo", "mix_hard_negatives",
+    "momentum_copy", "nt_xent", "rank", "scaled_cosine_error", "sinkhorn_knopp", "vicreg", "world_size",
 ]

@@ -70,6 +70,13 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
+    """Maximum of ``tensor`` over processes in place (no-op in one process) and return it."""
+    if is_distributed():
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor
+
+
 def local_labels(local_batch: int, device: torch.device | None = None) -> torch.Tensor:
     """Indices of this process's positives among gathered columns: ``arange(B) + rank * B``."""
     return torch.arange(local_batch, device=device) + rank() * local_batch

@@ -11,7 +11,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from multissl.core.distributed import all_gather_no_grad, all_reduce_sum, gather_with_grad, rank, world_size
+from multissl.core.distributed import (
+    all_gather_no_grad,
+    all_reduce_max,
+    all_reduce_sum,
+    gather_with_grad,
+    rank,
+    world_size,
+)
 
 Tensorish = float | torch.Tensor
 
@@ -39,6 +46,7 @@ def info_nce(
     symmetric: bool = False,
     normalize: bool = True,
     gather: bool = False,
+    in_batch_negatives: bool = True,
 ) -> torch.Tensor:
     """InfoNCE / NT-Xent cross-entropy of queries against keys (Oord et al. 2018; He et al. 2020).
 
@@ -59,27 +67,48 @@ def info_nce(
         query_ids, key_ids, extra_key_ids: ids (e.g. participant or sample id); columns whose id equals
             the row's id are dropped from the denominator unless they are positives.
         symmetric: also compute key->query over the in-batch block and average both directions (CLIP).
+            The reverse direction uses the transposed in-batch blocks of ``positive_mask``,
+            ``false_negative_mask`` and ``soft_targets`` and the swapped ids; ``extra_keys`` are refused
+            (each direction needs its own queue: call ``info_nce`` once per direction).
         normalize: L2-normalise query and keys first.
         gather: gather keys (with gradients) from all processes; local rows vs all columns.
+        in_batch_negatives: False = the in-batch block is only each row's own key (one column, the
+            positive) and the negatives come from ``extra_keys`` alone: MoCo's ``[q.k+ | q.queue]``
+            (``gather`` then has nothing to gather; ``symmetric`` is refused).
     """
+    if symmetric and extra_keys is not None:
+        raise ValueError("info_nce: symmetric=True with extra_keys is ambiguous (the reverse direction needs its "
+                         "own queue); call info_nce once per direction with its extra_keys")
+    if not in_batch_negatives:
+        if symmetric:
+            raise ValueError("info_nce: symmetric=True needs in-batch negatives (the reverse direction has no queue)")
+        if key.shape[0] != query.shape[0]:
+            raise ValueError(f"info_nce: in_batch_negatives=False pairs query i with key i; got {query.shape[0]} "
+                             f"queries and {key.shape[0]} keys")
     if normalize:
         query, key = F.normalize(query, dim=-1), F.normalize(key, dim=-1)
     blocks = [] if extra_keys is None else (list(extra_keys) if isinstance(extra_keys, list) else [extra_keys])
     if normalize:
         blocks = [F.normalize(b, dim=-1) for b in blocks]
     all_keys, all_key_ids, offset = key, key_ids, 0
-    if gather and world_size() > 1:
+    if gather and world_size() > 1 and in_batch_negatives:
         all_keys = gather_with_grad(key)
         if key_ids is not None:
             all_key_ids = all_gather_no_grad(key_ids)
         offset = rank() * key.shape[0]
-    logits = torch.cat([_block_logits(query, all_keys)] + [_block_logits(query, b) for b in blocks], dim=1)
+    if in_batch_negatives:
+        first = _block_logits(query, all_keys)  # (B, N)
+    else:
+        first = (query * key).sum(-1, keepdim=True)  # (B, 1): the positive only
+    logits = torch.cat([first] + [_block_logits(query, b) for b in blocks], dim=1)
     logits = logits / temperature
     batch, columns = logits.shape
 
     hard = positive_mask is None
     if hard:
         labels = torch.arange(batch, device=query.device) + offset
+        if not in_batch_negatives:
+            labels = torch.zeros(batch, dtype=torch.long, device=query.device)
         positives = F.one_hot(labels, columns).bool() if (soft_targets is not None or _needs_mask(
             false_negative_mask, query_ids)) else None
     else:
@@ -96,7 +125,7 @@ def info_nce(
         if all_key_ids is None:
             raise ValueError("query_ids needs key_ids")
         block_ids = extra_key_ids if isinstance(extra_key_ids, (list, tuple)) else [extra_key_ids] * len(blocks)
-        same = [query_ids[:, None] == all_key_ids[None, :]]
+        same = [query_ids[:, None] == (all_key_ids[None, :] if in_batch_negatives else all_key_ids[:, None])]
         for b, ids in zip(blocks, block_ids, strict=True):
             width = b.shape[0] if b.dim() == 2 else b.shape[1]
             if ids is None or b.dim() == 3:  # no ids for this block: nothing to mask
@@ -120,9 +149,13 @@ def info_nce(
         loss = -(targets * log_prob.masked_fill(targets == 0, 0.0)).sum(1).mean()
 
     if symmetric:
+        flip = gather and world_size() > 1
         reverse = info_nce(
             key, query, temperature=temperature, normalize=False, gather=gather,
-            soft_targets=None if soft_targets is None else _reverse_soft(soft_targets, batch),
+            positive_mask=None if positive_mask is None else _transpose_block(positive_mask.bool(), flip),
+            false_negative_mask=None if false_negative_mask is None else _transpose_block(
+                false_negative_mask.bool(), flip),
+            soft_targets=None if soft_targets is None else _renormalize(_transpose_block(soft_targets, flip)),
             soft_weight=soft_weight,
             query_ids=key_ids, key_ids=query_ids,
         )
@@ -134,9 +167,19 @@ def _needs_mask(false_negative_mask: torch.Tensor | None, query_ids: torch.Tenso
     return false_negative_mask is not None or query_ids is not None
 
 
-def _reverse_soft(soft_targets: torch.Tensor, batch: int) -> torch.Tensor:
-    block = soft_targets[:, :batch].t()
-    return block / block.sum(1, keepdim=True).clamp_min(1e-12)
+def _transpose_block(matrix: torch.Tensor, gathered: bool) -> torch.Tensor:
+    """The key->query view (B_keys, N_queries) of a query->key in-batch matrix (B, N) (extra columns
+    cannot exist here). Under ``gathered`` the rows of every process are gathered first, so each process
+    gets its own keys' rows against all queries."""
+    if not gathered:
+        return matrix.t()
+    b = matrix.shape[0]
+    full = all_gather_no_grad(matrix)  # (N, N): all queries x all keys
+    return full[:, rank() * b : (rank() + 1) * b].t()
+
+
+def _renormalize(targets: torch.Tensor) -> torch.Tensor:
+    return targets / targets.sum(1, keepdim=True).clamp_min(1e-12)
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: Tensorish = 0.5, gather: bool = False) -> torch.Tensor:
@@ -299,9 +342,12 @@ def sinkhorn_knopp(scores: torch.Tensor, epsilon: float = 0.05, iterations: int 
     """Equal-partition soft assignment of B samples to K prototypes (SwAV, Caron et al. 2020).
 
     ``scores``: (B, K) prototype scores of the local batch; the row/column normalisations sum over
-    all processes. Returns (B, K) assignments whose rows sum to 1.
+    all processes, and the max subtracted for stability is the GLOBAL max, so several processes give
+    the codes of one process on the global batch. Returns (B, K) assignments whose rows sum to 1.
     """
-    q = torch.exp((scores.float() - scores.float().max()) / epsilon).t()  # (K, B)
+    scores = scores.float()
+    top = all_reduce_max(scores.max().clone())
+    q = torch.exp((scores - top) / epsilon).t()  # (K, B)
     total_b = q.shape[1] * world_size()
     k = q.shape[0]
     q /= all_reduce_sum(q.sum())

@@ -19,10 +19,13 @@ def momentum_copy(module: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
-    """target <- momentum * target + (1 - momentum) * online, for parameters; buffers are copied.
+def ema_update(target: nn.Module, online: nn.Module, momentum: float, copy_buffers: bool = False) -> None:
+    """target <- momentum * target + (1 - momentum) * online, for parameters.
 
-    Uses foreach kernels, one launch per dtype/device group rather than one per tensor.
+    Buffers (BatchNorm running statistics) are left alone by default, as MoCo's and BYOL's reference
+    code: the target's statistics follow its own forward passes. ``copy_buffers=True`` copies the online
+    buffers instead (what some re-implementations do). Uses foreach kernels, one launch per dtype/device
+    group rather than one per tensor.
     """
     t_params = [p for p in target.parameters()]
     o_params = [p.detach() for p in online.parameters()]
@@ -31,8 +34,9 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
     if t_params:
         torch._foreach_mul_(t_params, momentum)
         torch._foreach_add_(t_params, o_params, alpha=1.0 - momentum)
-    for tb, ob in zip(target.buffers(), online.buffers(), strict=True):
-        tb.copy_(ob)
+    if copy_buffers:
+        for tb, ob in zip(target.buffers(), online.buffers(), strict=True):
+            tb.copy_(ob)
 
 
 @dataclass

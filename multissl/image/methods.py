@@ -97,18 +97,34 @@ class DCL(SimCLR):
 
 class MoCoV2(ImageMethod):
     """MoCo v2 (Chen, Fan, Girshick, He, 2020): query encoder + MLP head, momentum key encoder, FIFO
-    queue of keys, InfoNCE with temperature 0.2. The key encoder's EMA and the queue push happen in
-    ``after_step`` (after the optimizer step, equivalent to MoCo's update before the next keys)."""
+    queue of keys, InfoNCE with temperature 0.2 over ``[q.k+ | q.queue]``.
+
+    State follows the core contract: ``forward`` stages its keys (every micro-batch), the trainer pushes
+    them once per optimizer step (gathered over processes) and runs :meth:`momentum_update` after the
+    optimizer step. Reference code: facebookresearch/moco (``moco/builder.py``).
+
+    Deviations from the reference code:
+    - The key EMA runs after the optimizer step rather than at the start of the next forward: the same
+      key encoder meets every forward (one update per step), and it works under gradient accumulation.
+    - The keys are not batch-shuffled across GPUs (shuffle-BN): BN statistics are per process here;
+      ``train.sync_batchnorm`` is the alternative the trainer offers.
+    - ``in_batch_negatives=True`` (off by default, the reference's choice) adds the other in-batch keys as
+      negatives; ``symmetric=True`` (off) also uses view 2 as query (MoCo v3 / lightly style).
+    - ``ema_update`` moves parameters only, as the reference; the key encoder's BN buffers follow its own
+      forward passes.
+    """
+
+    ema_timing = "after_step"
 
     def __init__(self, backbone, feat_dim, views, proj_hidden: int = 2048, proj_dim: int = 128,
                  temperature: float = 0.2, queue_size: int = 65536, momentum: float = 0.999,
-                 symmetric: bool = False, channels_last: bool = False) -> None:
+                 symmetric: bool = False, in_batch_negatives: bool = False, channels_last: bool = False) -> None:
         super().__init__(backbone, feat_dim, views, channels_last)
         self.projector = MLP([feat_dim, proj_hidden, proj_dim], norm=None)  # MoCo v2: fc-ReLU-fc
         self.key_backbone, self.key_projector = momentum_copy(self.backbone), momentum_copy(self.projector)
-        self.queue = FeatureQueue(queue_size, proj_dim)
+        self.queue = FeatureQueue(queue_size, proj_dim, init="random")  # the reference: random unit keys
         self.temperature, self.momentum, self.symmetric = temperature, momentum, symmetric
-        self._pending: list[torch.Tensor] = []
+        self.in_batch_negatives = in_batch_negatives
 
     def _query(self, x):
         return F.normalize(self.projector(self.encode(x)), dim=-1)
@@ -118,38 +134,38 @@ class MoCoV2(ImageMethod):
         return F.normalize(self.key_projector(self.encode(x, self.key_backbone)), dim=-1)
 
     def negatives(self, q: torch.Tensor) -> list[torch.Tensor]:
-        """Extra negative blocks for query rows q: the queue (once it holds keys)."""
-        return [self.queue.keys()] if len(self.queue) else []
+        """Extra negative blocks for query rows q: the queue (random unit keys at the start, as the reference)."""
+        return [self.queue.keys()]
 
     def _loss(self, q, k) -> torch.Tensor:
-        extra = self.negatives(q)
-        return info_nce(q, k, temperature=self.temperature, extra_keys=extra or None, gather=True)
+        return info_nce(q, k, temperature=self.temperature, extra_keys=self.negatives(q), gather=True,
+                        in_batch_negatives=self.in_batch_negatives)
 
     def forward(self, batch: torch.Tensor) -> LossOutput:
         v1, v2 = self.views(batch)
         q1, k2 = self._query(v1), self._key(v2)
         loss = self._loss(q1, k2)
-        self._pending = [k2]
+        self.queue.stage(k2)
         if self.symmetric:
             q2, k1 = self._query(v2), self._key(v1)
             loss = 0.5 * (loss + self._loss(q2, k1))
-            self._pending.append(k1)
+            self.queue.stage(k1)
         return LossOutput(loss)
 
     @torch.no_grad()
-    def after_step(self, progress: Progress) -> None:
+    def momentum_update(self, progress: Progress) -> None:
         ema_update(self.key_backbone, self.backbone, self.momentum)
         ema_update(self.key_projector, self.projector, self.momentum)
-        for k in self._pending:
-            self.queue.push(k)
-        self._pending = []
 
 
 class MoCHi(MoCoV2):
     """MoCHi (Kalantidis et al., NeurIPS 2020): MoCo v2 plus, per query, ``num_mixed`` synthetic
     negatives mixed from its ``num_hard`` hardest queue negatives and ``num_self_mixed`` mixes of the
-    query with a hard negative (``mix_hard_negatives``); used once the queue is full and from
-    ``mix_start_epoch`` on."""
+    query with a hard negative (``mix_hard_negatives``), from ``mix_start_epoch`` on (the queue starts
+    full of random unit keys, as MoCo's).
+
+    Deviations from the reference code: no official code was released; the MoCo v2 deviations apply.
+    """
 
     def __init__(self, backbone, feat_dim, views, num_hard: int = 1024, num_mixed: int = 1024,
                  num_self_mixed: int = 256, self_mix_max: float = 0.5, mix_start_epoch: int = 0, **moco) -> None:
@@ -167,14 +183,22 @@ class MoCHi(MoCoV2):
         return blocks
 
     def after_step(self, progress: Progress) -> None:
-        super().after_step(progress)
         self.epoch.fill_(progress.epoch)
 
 
 class BYOL(ImageMethod):
     """BYOL (Grill et al., NeurIPS 2020): online encoder + projector + predictor regress the EMA
     target's projection of the other view (2 - 2 cos, symmetrised); target momentum follows the cosine
-    schedule 0.996 -> 1 and is applied in ``after_step``, after the optimizer step."""
+    schedule 0.996 -> 1 and the EMA runs after the optimizer step (``ema_timing = "after_step"``, as the
+    reference). Reference code: google-deepmind/deepmind-research ``byol/``.
+
+    Deviations from the reference code:
+    - The loss is the mean over the batch of both directions (the reference sums the two per-sample
+      terms, then means): identical.
+    - No LARS exclusion lists or weight-decay masks are built here; the recipe's optimizer decides.
+    """
+
+    ema_timing = "after_step"
 
     def __init__(self, backbone, feat_dim, views, proj_hidden: int = 4096, proj_dim: int = 256,
                  pred_hidden: int = 4096, base_momentum: float = 0.996, final_momentum: float = 1.0,
@@ -197,7 +221,7 @@ class BYOL(ImageMethod):
         return LossOutput(loss, {"momentum": self.momentum})
 
     @torch.no_grad()
-    def after_step(self, progress: Progress) -> None:
+    def momentum_update(self, progress: Progress) -> None:
         m = self.schedule(progress.fraction)
         self.momentum.fill_(m)
         ema_update(self.target_backbone, self.backbone, m)
@@ -238,11 +262,14 @@ class SwAV(ImageMethod):
         self.queues = nn.ModuleList(FeatureQueue(queue_size, proj_dim) for _ in range(num_large)) if queue_size \
             else None
         self.register_buffer("epoch", torch.zeros((), dtype=torch.long))
-        self._pending: list[torch.Tensor] = []
+        self._normalize_prototypes()
+
+    @torch.no_grad()
+    def _normalize_prototypes(self) -> None:
+        """Prototypes live on the unit sphere (the reference normalises them before every forward)."""
+        self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
 
     def forward(self, batch: torch.Tensor) -> LossOutput:
-        with torch.no_grad():  # prototypes live on the unit sphere (official code: normalise every step)
-            self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
         crops = self.views(batch)
         b = batch.shape[0]
         large = torch.cat(crops[: self.num_large])
@@ -267,7 +294,8 @@ class SwAV(ImageMethod):
                     sub = sub - (q * logp).sum(1).mean()
             loss = loss + sub / (n_views - 1)
         if self.queues is not None:
-            self._pending = [z[i * b:(i + 1) * b].detach() for i in range(self.num_large)]
+            for i in range(self.num_large):
+                self.queues[i].stage(z[i * b:(i + 1) * b])
         return LossOutput(loss / self.num_large)
 
     def before_step(self, progress: Progress) -> None:
@@ -276,8 +304,5 @@ class SwAV(ImageMethod):
 
     @torch.no_grad()
     def after_step(self, progress: Progress) -> None:
-        if self.queues is not None:
-            for qu, k in zip(self.queues, self._pending, strict=False):
-                qu.push(k)
-        self._pending = []
+        self._normalize_prototypes()  # before the next forward, as the reference
         self.epoch.fill_(progress.epoch)

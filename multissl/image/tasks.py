@@ -147,6 +147,8 @@ class MoCoParams:
     queue_size: int = param(65536, "negatives kept in the queue (MoCo v2 ImageNet: 65536; CIFAR: 4096)")
     momentum: float = param(0.999, "key-encoder momentum (MoCo v2 ImageNet: 0.999; CIFAR: 0.99)")
     symmetric: bool = param(False, "also use view 2 as query (MoCo v3 / lightly style); paper: False")
+    in_batch_negatives: bool = param(False, "also use the other in-batch keys as negatives; reference: False "
+                                            "(queue only)")
 
 
 @dataclass
@@ -304,7 +306,8 @@ class ImageTask(Task):
 
 def _moco_kwargs(m: MoCoParams) -> dict[str, Any]:
     return {"proj_hidden": m.proj_hidden, "proj_dim": m.proj_dim, "temperature": m.temperature,
-            "queue_size": m.queue_size, "momentum": m.momentum, "symmetric": m.symmetric}
+            "queue_size": m.queue_size, "momentum": m.momentum, "symmetric": m.symmetric,
+            "in_batch_negatives": m.in_batch_negatives}
 
 
 class SimCLRTask(ImageTask):

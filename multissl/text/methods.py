@@ -94,7 +94,20 @@ class SimCSE(SentenceEmbedder):
 
 
 class ESimCSE(SentenceEmbedder):
-    """ESimCSE (Wu et al., COLING 2022): word-repetition positives + momentum-contrast queue negatives."""
+    """ESimCSE (Wu et al., COLING 2022): word-repetition positives + momentum-contrast queue negatives.
+
+    Reference code: caskcsg/sentemb (``ESimCSE/esimcse/models.py``, ``trainers.py``). The momentum
+    encoder's EMA runs after backward and before the optimizer step (``ema_timing = "before_step"``); keys
+    are staged in ``forward`` and pushed once per optimizer step (gathered over processes).
+
+    Deviations from the reference code:
+    - The reference updates the momentum encoder inside the online forward; ``before_step`` uses the
+      same online weights (those before this step's update) once per optimizer step, so it also holds
+      under gradient accumulation.
+    - Queue keys are gathered over processes before the push, so every process holds the same queue.
+    """
+
+    ema_timing = "before_step"
 
     def __init__(self, encoder: HFEncoder, temperature: float = 0.05, mlp: MlpMode = "train",
                  gradcache_chunk: int = 0, momentum: float = 0.995, queue_size: int = 160) -> None:
@@ -124,11 +137,11 @@ class ESimCSE(SentenceEmbedder):
         keys = self.momentum_keys(x)
         negatives = self.queue.keys() if len(self.queue) else None
         loss = info_nce(z1, z2, temperature=self.temperature, extra_keys=negatives, gather=True)
-        if self.training:
-            self.queue.push(keys)
+        self.queue.stage(keys)  # pushed once per optimizer step by the trainer
         return LossOutput(loss, {"queue_len": float(len(self.queue))})
 
-    def before_step(self, progress) -> None:
+    @torch.no_grad()
+    def momentum_update(self, progress) -> None:
         ema_update(self.momentum_model, self.encoder.model, self.momentum)
 
 

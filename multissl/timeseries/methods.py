@@ -49,9 +49,14 @@ class ForecastMethod(Method):
       probability while calling it the mask rate): the name now means what it says.
     - ``l2norm`` really decides whether query and keys are L2-normalised (the reference overrode the flag
       silently).
+    - The key EMA runs after the optimizer step (``ema_timing = "after_step"``) rather than at the start of
+      the next forward (the same key encoder meets every forward), and keys are staged per micro-batch and
+      pushed once per optimizer step (gathered over processes): exact under accumulation.
     - With RevIN on (``model.revin``), both views are built from the RevIN-normalised window, so queries and
       keys live in the space the forecaster sees (the reference has no RevIN).
     """
+
+    ema_timing = "after_step"
 
     def __init__(self, forecaster: nn.Module, mode: str = "e2e", contrastive_weight: float = 0.5,
                  mask_rate: float = 0.3, l2norm: bool = True, temperature: float = 0.07, queue_size: int = 1024,
@@ -74,17 +79,15 @@ class ForecastMethod(Method):
             self.queue = FeatureQueue(queue_size, proj_dim, init="random")
 
     def contrastive_loss(self, x: torch.Tensor) -> torch.Tensor:
-        """MoCo InfoNCE between two masked views of the windows ``x`` (B, T, C)."""
+        """MoCo InfoNCE between two masked views of the windows ``x`` (B, T, C); stages the keys."""
         x = self.forecaster.normalize(x)  # RevIN space when on (identity otherwise)
         with torch.no_grad():
-            ema_update(self.key_encoder, self.forecaster.encoder, self.momentum)
-            ema_update(self.key_projector, self.projector, self.momentum)
             k = self.key_projector(self.key_encoder(mask_timesteps(x, self.mask_rate)).mean(1))  # (B, P)
             if self.l2norm:
                 k = F.normalize(k, dim=-1)
         q = self.projector(self.forecaster.encoder(mask_timesteps(x, self.mask_rate)).mean(1))  # (B, P)
         loss = info_nce(q, k, temperature=self.temperature, extra_keys=self.queue.keys(), normalize=self.l2norm)
-        self.queue.push(k)
+        self.queue.stage(k)  # pushed once per optimizer step by the trainer
         return loss
 
     def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> LossOutput:
@@ -100,6 +103,12 @@ class ForecastMethod(Method):
             logs["contrastive"] = c.detach()
             loss = loss + (self.contrastive_weight if self.mode == "e2e" else 1.0) * c
         return LossOutput(loss, logs)
+
+    @torch.no_grad()
+    def momentum_update(self, progress: Progress) -> None:
+        if self.contrastive:
+            ema_update(self.key_encoder, self.forecaster.encoder, self.momentum)
+            ema_update(self.key_projector, self.projector, self.momentum)
 
     def after_step(self, progress: Progress) -> None:
         if self.mode == "two_phase" and int(self.phase) == 1 and progress.fraction >= self.pretrain_fraction:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from multissl.core.method import LossOutput, Progress
+from multissl.core.method import LossOutput, Progress, after_optimizer_step, before_optimizer_step
 from multissl.errors import MultisslError, TrainingDivergedError
 from multissl.tasks import TaskParts
 from multissl.train.checkpoint import (
@@ -295,13 +295,13 @@ class Trainer:
                     prog = Progress(state["step"], total_steps, epoch, steps_per_epoch)
                     if cfg.clip_grad_norm:
                         acc.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
-                    unwrapped.before_step(prog)
+                    before_optimizer_step(unwrapped, prog)
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                     state["step"] += 1
                     state["epoch"], state["micro_in_epoch"] = epoch, micro
-                    unwrapped.after_step(Progress(state["step"], total_steps, epoch, steps_per_epoch))
+                    after_optimizer_step(unwrapped, Progress(state["step"], total_steps, epoch, steps_per_epoch))
                     step = state["step"]
                     if progress_bar is not None:
                         progress_bar.update(1)

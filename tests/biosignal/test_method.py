@@ -1,4 +1,4 @@
-"""Same-participant masking, EMA before the forward, KoLeo, probes and AUC."""
+"""Same-participant masking, EMA at its named timing (before the next forward), KoLeo, probes and AUC."""
 
 import torch
 import torch.nn.functional as F
@@ -7,7 +7,7 @@ from multissl.biosignal.augment import AugmentConfig
 from multissl.biosignal.methods import ParticipantContrastive
 from multissl.biosignal.models import EfficientNet1d, EncoderConfig
 from multissl.biosignal.probes import participant_mean, probe_scores
-from multissl.core import info_nce
+from multissl.core import Progress, after_optimizer_step, before_optimizer_step, info_nce
 from multissl.eval.roc import roc_auc
 
 TINY = EncoderConfig(stem_channels=8, channels=[8, 16], depths=[1, 1], strides=[1, 2], kernels=[3, 3],
@@ -29,7 +29,7 @@ def test_same_participant_columns_leave_the_denominator():
     assert loss < info_nce(q, k, temperature=0.5)  # masking removes same-person negatives
 
 
-def test_method_masks_same_participant_and_updates_ema_before_forward():
+def test_method_masks_same_participant_and_updates_ema_before_the_next_forward():
     torch.manual_seed(0)
     method = ParticipantContrastive(EfficientNet1d(1, TINY), [16, 8], NO_AUG, momentum=0.9)
     with torch.no_grad():
@@ -40,8 +40,12 @@ def test_method_masks_same_participant_and_updates_ema_before_forward():
     batch = {"a": torch.randn(8, 1, 64), "b": torch.randn(8, 1, 64), "pid": torch.tensor([0, 0, 1, 1, 2, 3, 4, 5])}
     method.train()
     out = method(batch)
+    assert all(torch.equal(t, b) for t, b in zip(method.momentum_encoder.parameters(), before, strict=True))
+    before_optimizer_step(method, Progress(0, 10, 0, 10))  # the paper's timing: not before the optimizer step
+    assert all(torch.equal(t, b) for t, b in zip(method.momentum_encoder.parameters(), before, strict=True))
+    after_optimizer_step(method, Progress(1, 10, 0, 10))  # ... but after it, i.e. before the next forward
     for t, b, o in zip(method.momentum_encoder.parameters(), before, online, strict=True):
-        assert torch.allclose(t, 0.9 * b + 0.1 * o, atol=1e-6)  # updated at the start of forward
+        assert torch.allclose(t, 0.9 * b + 0.1 * o, atol=1e-6)
     assert torch.isfinite(out.loss) and "koleo" in out.logs
     out.loss.backward()
     assert all(p.grad is None for p in method.momentum_encoder.parameters())
@@ -61,7 +65,7 @@ def test_ema_in_before_step_when_asked():
     method.train()
     method({"a": torch.randn(4, 1, 64), "b": torch.randn(4, 1, 64), "pid": torch.arange(4)})
     assert all(torch.equal(a, b) for a, b in zip(before, method.momentum_encoder.parameters(), strict=True))
-    method.before_step(None)
+    before_optimizer_step(method, Progress(0, 10, 0, 10))
     assert not all(torch.equal(a, b) for a, b in zip(before, method.momentum_encoder.parameters(), strict=True))
 
 

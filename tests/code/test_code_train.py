@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from multissl.code.methods import CoCoSoDa
+from multissl.core import Progress, after_optimizer_step
 from multissl.encoders.hf import HFEncoder, load_tokenizer
 from multissl.recipes import load_recipe
 from multissl.run import build_parts, run_recipe
@@ -75,11 +76,14 @@ def test_cocosoda_loss_matches_the_official_scale_and_queues(tiny_model):
     out = m(batch)
     assert torch.isfinite(out.loss) and {k for k in out.logs if k.startswith("loss_")} == {
         "loss_code2query", "loss_code2aug_query", "loss_query2code", "loss_query2aug_code"}
-    assert not torch.equal(before[:4], m.code_queue.keys()[:4]) and int(m.steps) == 1
+    assert torch.equal(before, m.code_queue.keys()) and m.code_queue.num_staged == 4  # staged, not pushed
     out.loss.backward()
     assert all(p.grad is None for p in m.key_model.parameters())  # keys carry no gradient
+    after_optimizer_step(m, Progress(1, 10, 0, 10))  # the trainer's hook: EMA, one push, step counter
+    assert not torch.equal(before[:4], m.code_queue.keys()[:4]) and int(m.steps) == 1
     m.intra_modal = True
     assert len([k for k in m(batch).logs if k.startswith("loss_")]) == 6
+    after_optimizer_step(m, Progress(2, 10, 0, 10))
     assert int(m.steps) == 2 and m.pick_augmentation() == "replace_one_type"  # the official step % 4 cycle
 
 

@@ -200,3 +200,35 @@ def test_info_nce_masks_queue_keys_of_the_same_id():
     logits[0, 3 + 3] = logits[1, 3 + 0] = float("-inf")
     got = info_nce(q, k, temperature=0.1, extra_keys=queue, query_ids=ids, key_ids=ids, extra_key_ids=queue_ids)
     assert got.item() == pytest.approx(F.cross_entropy(logits, torch.arange(3)).item(), rel=1e-5)
+
+
+def test_info_nce_queue_only_is_moco_reference_logits():
+    """MoCo's builder: logits = [q.k+ | q.queue] / T, label 0; the other in-batch keys are not negatives."""
+    q, k, queue = torch.randn(6, 8), torch.randn(6, 8), torch.randn(10, 8)
+    qn, kn, Qn = F.normalize(q, dim=1), F.normalize(k, dim=1), F.normalize(queue, dim=1)
+    logits = torch.cat([(qn * kn).sum(1, keepdim=True), qn @ Qn.t()], 1) / 0.2
+    ref = F.cross_entropy(logits, torch.zeros(6, dtype=torch.long))
+    got = info_nce(q, k, temperature=0.2, extra_keys=queue, in_batch_negatives=False)
+    assert got.item() == pytest.approx(ref.item(), rel=1e-6)
+    assert info_nce(q, k, temperature=0.2, extra_keys=queue).item() > got.item()  # in-batch adds negatives
+    with pytest.raises(ValueError, match="symmetric"):
+        info_nce(q, k, extra_keys=queue, in_batch_negatives=False, symmetric=True)
+
+
+def test_info_nce_symmetric_honours_masks_and_refuses_extra_keys():
+    """Defect 3: the reverse direction used to drop positive_mask / false_negative_mask."""
+    torch.manual_seed(0)
+    q, k = torch.randn(5, 6), torch.randn(5, 6)
+    pos = torch.eye(5, dtype=torch.bool)
+    pos[0, 1] = True
+    drop = torch.zeros(5, 5, dtype=torch.bool)
+    drop[2, 4] = drop[3, 0] = True
+    for kw, rev in (({"positive_mask": pos}, {"positive_mask": pos.t()}),
+                    ({"false_negative_mask": drop}, {"false_negative_mask": drop.t()})):
+        both = info_nce(q, k, temperature=0.3, symmetric=True, **kw)
+        ref = 0.5 * (info_nce(q, k, temperature=0.3, **kw) + info_nce(k, q, temperature=0.3, **rev))
+        assert both.item() == pytest.approx(ref.item(), rel=1e-6)
+        plain = info_nce(q, k, temperature=0.3, symmetric=True)
+        assert both.item() != pytest.approx(plain.item(), rel=1e-4)  # the masks change both directions
+    with pytest.raises(ValueError, match="extra_keys"):
+        info_nce(q, k, extra_keys=torch.randn(3, 6), symmetric=True)

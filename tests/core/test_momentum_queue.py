@@ -19,6 +19,8 @@ def test_ema_update_formula_and_frozen_copy():
     ema_update(target, online, 0.9)
     for b, t, o in zip(before, target.parameters(), online.parameters(), strict=True):
         assert torch.allclose(t, 0.9 * b + 0.1 * o)
+    assert torch.equal(target[1].running_mean, torch.zeros(2))  # parameters only, as MoCo / BYOL
+    ema_update(target, online, 0.9, copy_buffers=True)
     assert torch.equal(target[1].running_mean, online[1].running_mean)
 
 
@@ -63,3 +65,16 @@ def test_mlp_and_temperature():
     assert isinstance(t.value, torch.nn.Parameter)
     clip = Temperature(0.07, learnable=True, parametrization="log_inverse")
     assert math.isclose(clip().item(), 0.07, rel_tol=1e-5)
+
+
+def test_queue_stage_appends_and_flush_pushes_once():
+    q = FeatureQueue(size=8, dim=2)
+    q.stage(torch.ones(3, 2), ids=torch.tensor([1, 2, 3]))
+    q.stage(2 * torch.ones(3, 2), ids=torch.tensor([4, 5, 6]))  # a second micro-batch: appended
+    assert len(q) == 0 and q.num_staged == 6  # nothing pushed before the optimizer step
+    assert q.flush() == 6 and q.num_staged == 0
+    assert q.ids().tolist() == [1, 2, 3, 4, 5, 6] and int(q.ptr) == 6
+    assert q.flush() == 0
+    q.eval()
+    q.stage(torch.ones(3, 2))  # eval mode (validation): never staged
+    assert q.num_staged == 0

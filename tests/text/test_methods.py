@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from multissl.core import Progress, after_optimizer_step, before_optimizer_step
 from multissl.recipes import load_recipe
 from multissl.run import build_parts, run_recipe
 
@@ -53,13 +54,15 @@ def test_esimcse_momentum_update_and_queue(tiny_bert):
     assert not method.momentum_model.training
     out = method(batch)
     out.loss.backward()
-    assert len(method.queue) == 8
+    assert len(method.queue) == 0 and method.queue.num_staged == 8  # staged, pushed at the optimizer step
     before = [p.clone() for p in method.momentum_model.parameters()]
     with torch.no_grad():
         for p in method.encoder.model.parameters():
             p.add_(1.0)
-    method.before_step(None)
+    before_optimizer_step(method, Progress(0, 10, 0, 10))  # ESimCSE: EMA before the optimizer step
     after = list(method.momentum_model.parameters())
     assert torch.allclose(after[0], before[0] + 0.005, atol=1e-5)  # (1 - 0.995) of the +1 shift
+    after_optimizer_step(method, Progress(1, 10, 0, 10))
+    assert len(method.queue) == 8
     out2 = method(batch)  # second step sees the queue as extra negatives
     assert torch.isfinite(out2.loss)
