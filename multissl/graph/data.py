@@ -77,6 +77,17 @@ def _first(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def _mentions(path: Path, name: bytes) -> bool:
+    """Whether a torch.save zip's pickle names ``name`` (read as bytes, never unpickled)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(name in z.read(n) for n in z.namelist() if n.endswith("data.pkl"))
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def _safe_torch_load(path: Path):
     """``torch.load(weights_only=True)`` allowing PyG's ``Data`` classes (never arbitrary pickles)."""
     from torch_geometric.data import Data
@@ -88,8 +99,16 @@ def _safe_torch_load(path: Path):
                                                EdgeStorage]):
             return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - any unpickling refusal becomes a user-facing DataError
-        raise DataError(f"Cannot load {path} safely ({type(exc).__name__}: {str(exc)[:200]}). Save a PyG Data "
-                        "object or a dict of tensors {'x', 'edge_index', 'y', ...} with torch.save") from None
+        import re
+
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # no terminal colour codes in our messages
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        what = (f"it holds a {found.group(1)}, which is not read without running pickled code" if found
+                else f"{type(exc).__name__}: {text.strip().splitlines()[0] if text.strip() else 'unreadable'}")
+        hint = (" (a heterogeneous graph, HeteroData: save one node type's graph as a Data, e.g. "
+                "hetero.to_homogeneous())" if _mentions(path, b"HeteroData") else "")
+        raise DataError(f"Cannot load {path} safely: {what}{hint}. Save a PyG Data object or a dict of tensors "
+                        "{'x', 'edge_index', 'y', ...} with torch.save") from None
 
 
 def load_node_graph(path: str, name: str | None = None, fractions: tuple[float, float, float] = (0.1, 0.1, 0.8),

@@ -124,3 +124,23 @@ def test_full_ranking_matches_brute_force():
     assert out["ndcg@5"] == pytest.approx(np.mean(ndcgs), abs=1e-6)
     pu, pi = popularity_scores(train, nu, ni)
     assert pu.shape == (nu, 1) and float(pi.sum()) == len(train)
+
+
+def test_heterodata_file_gets_a_whole_plain_message(tmp_path):
+    """Issue 20: the refusal of a HeteroData file names the class, says what to do, and carries no
+    terminal colour codes and no sentence cut mid-word."""
+    from torch_geometric.data import HeteroData
+
+    from multissl.errors import DataError
+    from multissl.graph.data import load_node_graph
+
+    h = HeteroData()
+    h["paper"].x = torch.randn(3, 2)
+    h["paper", "cites", "paper"].edge_index = torch.tensor([[0, 1], [1, 2]])
+    path = tmp_path / "hetero.pt"
+    torch.save(h, path)
+    with pytest.raises(DataError) as err:
+        load_node_graph(str(path))
+    msg = str(err.value)
+    assert "\x1b" not in msg and "\n" not in msg
+    assert "HeteroData" in msg and "heterogeneous" in msg and msg.endswith("with torch.save")
