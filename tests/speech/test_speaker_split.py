@@ -1,0 +1,37 @@
+"""Speaker probe split (issue 20): within each speaker, a manifest's ``split`` honoured, ``min_clips``."""
+
+from __future__ import annotations
+
+import pytest
+
+from multissl.errors import DataError
+from multissl.speech.data import Utterance
+from multissl.speech.probes import speaker_split
+
+
+def _utts():
+    utts = [Utterance(f"a{i}.wav", b"", speaker="a") for i in range(10)]  # hashed within speaker
+    utts += [Utterance(f"b{i}.wav", b"", speaker="b") for i in range(2)]  # too few clips
+    utts += [Utterance("c0.wav", b"", speaker="c", split="train"), Utterance("c1.wav", b"", speaker="c", split="test"),
+             Utterance("c2.wav", b"", speaker="c", split="validation")]  # manifest split
+    utts += [Utterance(f"d{i}.wav", b"", speaker="d", split="test") for i in range(3)]  # no training clip
+    return utts
+
+
+def test_every_test_clip_has_a_training_clip_of_its_speaker(capsys):
+    utts = _utts()
+    sp = speaker_split(utts, min_clips=3)
+    train_speakers = {utts[i].speaker for i in sp.train}
+    assert {utts[i].speaker for i in sp.test} <= train_speakers
+    assert {utts[i].speaker for i in sp.val} <= train_speakers
+    assert train_speakers == {"a", "c"}  # b: 2 clips < 3; d: only test clips
+    assert [utts[i].name for i in sp.test if utts[i].speaker == "c"] == ["c1.wav"]  # the manifest's split
+    assert [utts[i].name for i in sp.val if utts[i].speaker == "c"] == ["c2.wav"]
+    a_test = [i for i in sp.test if utts[i].speaker == "a"]
+    assert len(a_test) == 2 and len([i for i in sp.val if utts[i].speaker == "a"]) == 1
+    assert "1 speakers with fewer and 3 clips" in capsys.readouterr().out
+
+
+def test_min_clips_too_high_is_a_clear_error():
+    with pytest.raises(DataError, match="--min-clips"):
+        speaker_split(_utts(), min_clips=50)
