@@ -171,14 +171,35 @@ def load_utterances(path: str | Path) -> list[Utterance]:
 
 
 def compute_log_mels(utts: list[Utterance], cfg: FbankConfig, target_db: float | None = -25.0) -> list[torch.Tensor]:
-    """Log-mel frames (F_i, n_mels) of each utterance (no CMVN), resampled to ``cfg.sample_rate``."""
+    """Log-mel frames (F_i, n_mels) of each utterance (no CMVN), resampled to ``cfg.sample_rate``; prints
+    one line when any utterance was recorded at another rate (resampling is never silent)."""
     out = []
+    rates: dict[int, int] = {}
     for u in utts:
+        sr = native_rate(u.source)
+        rates[sr] = rates.get(sr, 0) + 1
         wave = load_audio(u.source, cfg.sample_rate)
         if target_db is not None:
             wave = normalize_level(wave, target_db)
         out.append(log_mel(wave, cfg))
+    other = {r: n for r, n in rates.items() if r != cfg.sample_rate}
+    if other:
+        listed = ", ".join(f"{n} at {r} Hz" for r, n in sorted(other.items()))
+        print(f"note: {listed} of {len(utts)} utterances resampled to the front end's {cfg.sample_rate} Hz "
+              f"(data.sample_rate); a recipe at the data's rate keeps the full band")
     return out
+
+
+def native_rate(source: str | bytes) -> int:
+    """The sample rate an audio file (path or encoded bytes) was recorded at (header only)."""
+    import io
+
+    import soundfile as sf
+
+    try:
+        return int(sf.info(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source)).samplerate)
+    except (RuntimeError, TypeError):
+        return -1  # undecodable: load_audio raises the clear error
 
 
 def chunk_frames(feats: list[torch.Tensor], max_frames: int) -> list[torch.Tensor]:

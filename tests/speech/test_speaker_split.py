@@ -35,3 +35,22 @@ def test_every_test_clip_has_a_training_clip_of_its_speaker(capsys):
 def test_min_clips_too_high_is_a_clear_error():
     with pytest.raises(DataError, match="--min-clips"):
         speaker_split(_utts(), min_clips=50)
+
+
+def test_resampling_is_announced(tmp_path, capsys):
+    """16 kHz audio fed to an 8 kHz front end is resampled with a printed note, never silently."""
+    import torch
+
+    from multissl.speech.audio import save_audio
+    from multissl.speech.data import compute_log_mels
+    from multissl.speech.features import FbankConfig
+
+    wave = torch.sin(torch.arange(16000) * 0.05) * 0.3
+    save_audio(tmp_path / "a.wav", wave, 16000)
+    save_audio(tmp_path / "b.wav", wave[::2], 8000)
+    utts = [Utterance("a.wav", str(tmp_path / "a.wav")), Utterance("b.wav", str(tmp_path / "b.wav"))]
+    feats = compute_log_mels(utts, FbankConfig(sample_rate=8000))
+    assert len(feats) == 2
+    assert "1 at 16000 Hz of 2 utterances resampled to the front end's 8000 Hz" in capsys.readouterr().out
+    compute_log_mels(utts[1:], FbankConfig(sample_rate=8000))
+    assert "resampled" not in capsys.readouterr().out
