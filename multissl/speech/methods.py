@@ -45,7 +45,7 @@ class TeraMethod(Method):
     - Long utterances are cut into consecutive pieces of ``max_frames`` instead of random crops, so every
       frame is used every epoch.
     - The front end is our Kaldi-compatible torch fbank (``features.py``), not torchaudio's Kaldi
-      compliance module: same definition, checked against it in the tests.
+      compliance module: same definition, checked against it in the tests when torchaudio is installed.
     """
 
     def __init__(self, encoder: TeraEncoder, output_dim: int = 80, alterations: AlterationConfig | None = None,
