@@ -143,6 +143,8 @@ class InteractionData:
     test_path: str | None = param(None, "test interactions (default: test.txt beside path)")
     format: Literal["auto", "lists", "pairs"] = param("auto", "text layout: 'user item item ...' lists or "
                                                       "'user item [rating]' pairs")
+    min_weight: float | None = param(None, "pairs files: keep pairs whose weight column is >= this (None: the "
+                                     "weight column is ignored)")
     val_fraction: float = param(0.1, "fraction of each user's train interactions held out for epoch selection")
     split_seed: int = param(0, "seed of the validation hold-out")
 
@@ -220,7 +222,7 @@ class _RecTask(Task):
 
         cfg = recipe.config
         d, e = cfg.data, cfg.eval
-        data = load_interactions(d.path, d.test_path, d.val_fraction, d.split_seed, d.format)
+        data = load_interactions(d.path, d.test_path, d.val_fraction, d.split_seed, d.format, d.min_weight)
         sel = recipe.train.select_metric
         if not len(data.val) and sel and sel.startswith("val/"):
             print(f"note: data.val_fraction={d.val_fraction} leaves no validation pairs, so "
@@ -248,7 +250,16 @@ class _RecTask(Task):
                 out.update(full_ranking(u0, i0, data.test, known, ks, e.batch_size, prefix="test/untrained_"))
             return out
 
-        return TaskParts(method, PairIndexDataset(len(data.train)), evaluate=evaluate, final_evaluate=final)
+        def export(meth, folder) -> None:
+            """The raw ids of user / item rows (text inputs are remapped to 0..U-1 / 0..I-1)."""
+            if data.user_ids is None:
+                return
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, ids in (("user_ids.txt", data.user_ids), ("item_ids.txt", data.item_ids)):
+                (folder / name).write_text("\n".join(map(str, ids.tolist())) + "\n")
+
+        return TaskParts(method, PairIndexDataset(len(data.train)), evaluate=evaluate, final_evaluate=final,
+                         export=export)
 
 
 class XSimGCLTask(_RecTask):
