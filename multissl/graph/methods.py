@@ -113,9 +113,13 @@ class _InteractionModel(Method):
         return self.final().split([self.num_users, self.num_items])
 
     @torch.no_grad()
-    def embed(self, batch: torch.Tensor | None = None) -> torch.Tensor:
-        """Final user embeddings (of user ids ``batch``, or all users)."""
-        users, _ = self.embeddings()
+    def embed(self, batch: torch.Tensor | dict | None = None) -> torch.Tensor:
+        """Final user embeddings (of user ids ``batch``, or all users); ``{"kind": "items", "ids": ...}``
+        picks item embeddings (``multissl embed --data users|items``)."""
+        users, items = self.embeddings()
+        if isinstance(batch, dict):
+            table = items if batch["kind"] == "items" else users
+            return table[batch["ids"].to(table.device)]
         return users if batch is None else users[batch]
 
 

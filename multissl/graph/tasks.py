@@ -11,6 +11,7 @@ from typing import Literal
 import torch
 
 from multissl.config import param
+from multissl.errors import DataError
 from multissl.eval import linear_probe
 from multissl.tasks import Task, TaskParts
 
@@ -63,6 +64,25 @@ class GraphMAEConfig:
     model: GATParams = param(GATParams(), "GAT encoder / decoder")
     method: GraphMAEParams = param(GraphMAEParams(), "masking and loss")
     eval: NodeProbeParams = param(NodeProbeParams(), "linear probe on frozen node embeddings")
+
+
+def _id_dataset(n: int, kind: str | None = None):
+    """(dataset of ids 0..n-1, collate) for ``multissl embed``: a LongTensor, or {"kind", "ids"}."""
+    from multissl.data import SequenceDataset
+
+    def collate(ids):
+        t = torch.tensor(ids, dtype=torch.long)
+        return t if kind is None else {"kind": kind, "ids": t}
+
+    return SequenceDataset(list(range(n))), collate
+
+
+def _save_pyg(path, x: torch.Tensor, edge_index: torch.Tensor, **extra) -> None:
+    """A PyG ``Data`` whose ``x`` holds the embeddings (loadable with ``torch.load(weights_only=True)`` and
+    PyG's safe globals, e.g. by ``multissl.graph.data.load_node_graph``)."""
+    from torch_geometric.data import Data
+
+    torch.save(Data(x=x.float().cpu(), edge_index=edge_index.cpu(), **extra), path)
 
 
 @contextmanager
@@ -129,7 +149,26 @@ class GraphMAETask(Task):
                           f"{f['test_acc']:.3f}, each with its validation-chosen probe weight decay)")
             return out
 
-        return TaskParts(method, WholeGraph(), evaluate=evaluate, final_evaluate=final)
+        self._num_nodes = graph.num_nodes
+
+        def export(meth, folder) -> None:
+            """Node embeddings of the selected weights: ``node_embeddings.npy`` (row i = node i) and a PyG
+            ``Data`` (``graph.pt``: x = embeddings, the graph's edges, labels and split masks)."""
+            import numpy as np
+
+            folder.mkdir(parents=True, exist_ok=True)
+            z = meth.embed().float().cpu()
+            np.save(folder / "node_embeddings.npy", z.numpy())
+            _save_pyg(folder / "graph.pt", z, graph.edge_index, y=graph.y, train_mask=graph.train_mask,
+                      val_mask=graph.val_mask, test_mask=graph.test_mask)
+
+        return TaskParts(method, WholeGraph(), evaluate=evaluate, final_evaluate=final, export=export)
+
+    def embed_data(self, recipe, path: str):
+        """``multissl embed --data nodes``: every node, in node order."""
+        if path not in ("nodes", "all"):
+            raise DataError(f"graph embeddings cover the run's own graph: pass --data nodes (got {path!r})")
+        return _id_dataset(self._num_nodes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,6 +279,10 @@ class _RecTask(Task):
 
         def final(meth) -> dict[str, float]:
             out = evaluate(meth)
+            if not len(data.test):
+                print("note: no test interactions (no test file beside the data, or none with a known user and "
+                      "item): no test metrics")
+                return out
             u, i = meth.embeddings()
             out.update(full_ranking(u, i, data.test, known, ks, e.batch_size, prefix="test/"))
             if initial is not None:
@@ -250,16 +293,35 @@ class _RecTask(Task):
                 out.update(full_ranking(u0, i0, data.test, known, ks, e.batch_size, prefix="test/untrained_"))
             return out
 
+        self._sizes = (data.num_users, data.num_items)
+
         def export(meth, folder) -> None:
-            """The raw ids of user / item rows (text inputs are remapped to 0..U-1 / 0..I-1)."""
-            if data.user_ids is None:
-                return
+            """User / item embeddings of the selected weights with their raw ids (row i of
+            ``user_embeddings.npy`` is line i of ``user_ids.txt``), and a PyG ``Data`` (``graph.pt``:
+            x = user rows then item rows, the training edges)."""
+            import numpy as np
+
             folder.mkdir(parents=True, exist_ok=True)
-            for name, ids in (("user_ids.txt", data.user_ids), ("item_ids.txt", data.item_ids)):
+            u, i = (t.float().cpu() for t in meth.embeddings())
+            np.save(folder / "user_embeddings.npy", u.numpy())
+            np.save(folder / "item_embeddings.npy", i.numpy())
+            uids = data.user_ids if data.user_ids is not None else np.arange(data.num_users)
+            iids = data.item_ids if data.item_ids is not None else np.arange(data.num_items)
+            for name, ids in (("user_ids.txt", uids), ("item_ids.txt", iids)):
                 (folder / name).write_text("\n".join(map(str, ids.tolist())) + "\n")
+            edges = torch.stack([data.train[:, 0], data.train[:, 1] + data.num_users])
+            _save_pyg(folder / "graph.pt", torch.cat([u, i]), torch.cat([edges, edges.flip(0)], 1),
+                      num_users=data.num_users)
 
         return TaskParts(method, PairIndexDataset(len(data.train)), evaluate=evaluate, final_evaluate=final,
                          export=export)
+
+    def embed_data(self, recipe, path: str):
+        """``multissl embed --data users`` / ``--data items``: every row, in index order."""
+        if path not in ("users", "items"):
+            raise DataError(f"recommender embeddings: pass --data users or --data items (got {path!r}); the raw "
+                            "ids of each row are in the run's export/user_ids.txt / item_ids.txt")
+        return _id_dataset(self._sizes[0] if path == "users" else self._sizes[1], path)
 
 
 class XSimGCLTask(_RecTask):

@@ -101,6 +101,11 @@ def test_graphmae_cora_beats_random_init(tmp_path):
     res = run_recipe(recipe, run_dir=str(tmp_path / "run"))["metrics"]
     assert res["test/acc"] >= res["test/random_init_acc"] + 0.06, res
     assert (tmp_path / "run" / "results.json").exists()
+    assert res["val/probe_weight_decay"] in (0.0, 1e-4, 1e-3, 1e-2)  # chosen on validation, recorded
+    import numpy as np
+
+    assert np.load(tmp_path / "run" / "export" / "node_embeddings.npy").shape == (2708, 128)
+    assert (tmp_path / "run" / "export" / "graph.pt").exists()
 
 
 def test_xsimgcl_gowalla_slice_beats_baselines(tmp_path):
@@ -137,3 +142,27 @@ def test_no_validation_split_says_the_last_epoch_is_reported(tmp_path, capsys):
         "eval.baselines=false"])
     run_recipe(recipe, run_dir=str(tmp_path / "run"))
     assert "the LAST epoch is reported" in capsys.readouterr().out
+
+
+def test_recommender_run_exports_embeddings_with_ids_and_embed_works(tmp_path):
+    """Issue 20: a recommender run writes user / item embeddings with their raw ids and a PyG Data, and
+    ``multissl embed --data items`` returns the item rows in index order."""
+    import numpy as np
+
+    from multissl.graph.data import load_node_graph
+    from multissl.run import embed_run
+
+    (tmp_path / "train.tsv").write_text("".join(f"u{u}\ti{(u * 7 + k) % 13}\n" for u in range(20) for k in range(4)))
+    recipe = load_recipe("graph/lightgcn-gowalla", [
+        f"data.path={tmp_path / 'train.tsv'}", "data.val_fraction=0", "train.max_steps=2", "train.batch_size=16",
+        "train.progress=false", "eval.baselines=false", "train.select_metric=null", "model.dim=8"])
+    run = tmp_path / "run"
+    run_recipe(recipe, run_dir=str(run))
+    ex = run / "export"
+    users, items = np.load(ex / "user_embeddings.npy"), np.load(ex / "item_embeddings.npy")
+    assert users.shape == (20, 8) and items.shape == (13, 8)
+    assert (ex / "user_ids.txt").read_text().split()[:3] == ["u0", "u1", "u10"]
+    g = load_node_graph(str(ex / "graph.pt"))  # a PyG Data, loaded safely
+    assert g.x.shape == (33, 8) and g.edge_index.shape[1] == 2 * 80
+    out = embed_run(run, "items", tmp_path / "items.npy")
+    assert np.allclose(np.load(out), items, atol=1e-5)
