@@ -55,12 +55,33 @@ def _fsdd(name: str, source: str | bytes) -> Utterance | None:
 
 
 def _from_tar(path: Path) -> list[Utterance]:
-    out = []
+    """Utterances of an archive: FSDD file names, or the Speech Commands layout (``<word>/<speaker>_nohash_
+    <n>.wav`` with ``testing_list.txt`` / ``validation_list.txt``), read in memory; other audio unlabelled."""
+    audio: list[tuple[str, bytes]] = []
+    lists: dict[str, str] = {}
     with tarfile.open(path) as tar:
         for member in tar:
-            if member.isfile() and member.name.lower().endswith(AUDIO_EXT):
-                data = tar.extractfile(member).read()
-                out.append(_fsdd(member.name, data) or Utterance(member.name, data))
+            if not member.isfile():
+                continue
+            name = member.name[2:] if member.name.startswith("./") else member.name
+            base = Path(name).name
+            if base in ("testing_list.txt", "validation_list.txt"):
+                split = "test" if base.startswith("testing") else "validation"
+                text = tar.extractfile(member).read().decode()
+                lists.update({ln.strip(): split for ln in text.splitlines() if ln.strip()})
+            elif name.lower().endswith(AUDIO_EXT):
+                audio.append((name, tar.extractfile(member).read()))
+    out = []
+    for name, data in audio:
+        parts = Path(name).parts
+        if "_background_noise_" in parts:  # Speech Commands' noise recordings: not utterances
+            continue
+        if len(parts) >= 2 and "_nohash_" in parts[-1]:  # Speech Commands: <word>/<speaker>_nohash_<n>.wav
+            label = parts[-2]
+            rel = f"{label}/{parts[-1]}"
+            out.append(Utterance(rel, data, label, parts[-1].split("_nohash_")[0], split=lists.get(rel, "train")))
+        else:
+            out.append(_fsdd(name, data) or Utterance(name, data))
     return out
 
 

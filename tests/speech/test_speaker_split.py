@@ -54,3 +54,32 @@ def test_resampling_is_announced(tmp_path, capsys):
     assert "1 at 16000 Hz of 2 utterances resampled to the front end's 8000 Hz" in capsys.readouterr().out
     compute_log_mels(utts[1:], FbankConfig(sample_rate=8000))
     assert "resampled" not in capsys.readouterr().out
+
+
+def test_speech_commands_archive_is_read_with_its_lists(tmp_path):
+    """Issue 20: a Speech Commands .tar.gz is read directly: word labels, speakers, official lists."""
+    import io
+    import tarfile
+
+    import torch
+
+    from multissl.speech.audio import save_audio
+    from multissl.speech.data import load_utterances
+
+    wav = tmp_path / "x.wav"
+    save_audio(wav, torch.zeros(1600), 16000)
+    data = wav.read_bytes()
+    members = {"./yes/aa11_nohash_0.wav": data, "./yes/bb22_nohash_0.wav": data, "./no/aa11_nohash_1.wav": data,
+               "./_background_noise_/white_noise.wav": data,
+               "./testing_list.txt": b"yes/bb22_nohash_0.wav\n", "./validation_list.txt": b"no/aa11_nohash_1.wav\n"}
+    archive = tmp_path / "speech_commands_v0.02.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, payload in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    utts = {u.name: u for u in load_utterances(str(archive))}
+    assert set(utts) == {"yes/aa11_nohash_0.wav", "yes/bb22_nohash_0.wav", "no/aa11_nohash_1.wav"}
+    assert utts["yes/bb22_nohash_0.wav"].split == "test" and utts["no/aa11_nohash_1.wav"].split == "validation"
+    assert utts["yes/aa11_nohash_0.wav"].label == "yes" and utts["yes/aa11_nohash_0.wav"].speaker == "aa11"
+    assert utts["yes/aa11_nohash_0.wav"].split == "train"
