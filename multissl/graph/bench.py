@@ -1,6 +1,6 @@
 """``multissl bench graph``: seconds per training epoch, side by side on the same batches.
 
-1. XSimGCL vs LightGCN in our code (each with its recipe's layers: 2 and 3);
+1. XSimGCL vs the real LightGCN in our code (each with its recipe's layers: 2 and 3);
 2. our LightGCN vs PyG's ``torch_geometric.nn.models.LightGCN`` (``recommendation_loss``), same batches,
    same layers, same negatives;
 3. GraphMAE on Cora (one full-graph step per epoch): seconds per epoch (no peer in this process).
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from torch_geometric.nn.models import LightGCN as PygLightGCN
 
     from multissl.graph.data import load_interactions, load_node_graph, preprocess
-    from multissl.graph.methods import GraphMAE, XSimGCL
+    from multissl.graph.methods import GraphMAE, LightGCN, XSimGCL
 
     data = load_interactions(args.data, val_fraction=0.1)
     steps_per_epoch = math.ceil(len(data.train) / args.batch_size)
@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def make(eps, cl, layers):
         torch.manual_seed(0)
-        m = XSimGCL(data.train, data.num_users, data.num_items, 64, layers, eps, cl).to(device)
+        m = (XSimGCL(data.train, data.num_users, data.num_items, 64, layers, eps, cl) if cl else
+             LightGCN(data.train, data.num_users, data.num_items, 64, layers)).to(device)
         return m, torch.optim.Adam(m.parameters(), lr=1e-3)
 
     def add(what, ours, peer, peer_name, per):

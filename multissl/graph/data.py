@@ -77,6 +77,17 @@ def _first(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def _mentions(path: Path, name: bytes) -> bool:
+    """Whether a torch.save zip's pickle names ``name`` (read as bytes, never unpickled)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(name in z.read(n) for n in z.namelist() if n.endswith("data.pkl"))
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def _safe_torch_load(path: Path):
     """``torch.load(weights_only=True)`` allowing PyG's ``Data`` classes (never arbitrary pickles)."""
     from torch_geometric.data import Data
@@ -88,8 +99,16 @@ def _safe_torch_load(path: Path):
                                                EdgeStorage]):
             return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - any unpickling refusal becomes a user-facing DataError
-        raise DataError(f"Cannot load {path} safely ({type(exc).__name__}: {str(exc)[:200]}). Save a PyG Data "
-                        "object or a dict of tensors {'x', 'edge_index', 'y', ...} with torch.save") from None
+        import re
+
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # no terminal colour codes in our messages
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        what = (f"it holds a {found.group(1)}, which is not read without running pickled code" if found
+                else f"{type(exc).__name__}: {text.strip().splitlines()[0] if text.strip() else 'unreadable'}")
+        hint = (" (a heterogeneous graph, HeteroData: save one node type's graph as a Data, e.g. "
+                "hetero.to_homogeneous())" if _mentions(path, b"HeteroData") else "")
+        raise DataError(f"Cannot load {path} safely: {what}{hint}. Save a PyG Data object or a dict of tensors "
+                        "{'x', 'edge_index', 'y', ...} with torch.save") from None
 
 
 def load_node_graph(path: str, name: str | None = None, fractions: tuple[float, float, float] = (0.1, 0.1, 0.8),
@@ -177,28 +196,58 @@ class Interactions:
     train: torch.Tensor  # (P, 2) long
     val: torch.Tensor  # (V, 2) long (held out from the given train set)
     test: torch.Tensor  # (T, 2) long
+    user_ids: np.ndarray | None = None  # raw id of each user index (text files; None: ids used as given)
+    item_ids: np.ndarray | None = None
 
 
-def _read_pairs(path: Path, fmt: str = "auto") -> np.ndarray:
-    """(P, 2) pairs from ``user item item ...`` lines (LightGCN's format, ``fmt="lists"``) or
-    ``user item [rating [timestamp]]`` lines (``fmt="pairs"``). ``auto``: pairs when every line has the
-    same 2-4 columns (or a decimal point), else lists."""
+def _read_pairs(path: Path, fmt: str = "auto") -> tuple[np.ndarray, np.ndarray | None]:
+    """Raw (P, 2) id strings and the optional weight column, from ``user item item ...`` lines
+    (LightGCN's format, ``fmt="lists"``) or ``user item [weight [timestamp]]`` lines (``fmt="pairs"``).
+    ``auto``: pairs when every line has the same 2-4 columns (or a decimal point), else lists. Ids may be
+    any strings without spaces."""
     tokens = [ln.replace(",", " ").replace("\t", " ").split() for ln in path.read_text().splitlines()]
     tokens = [t for t in tokens if t]
     if not tokens:
-        return np.zeros((0, 2), dtype=np.int64)
+        return np.zeros((0, 2), dtype=str), None
     if fmt == "auto":
         widths = {len(t) for t in tokens}
         fmt = "pairs" if (len(widths) == 1 and widths <= {2, 3, 4}) or any("." in t[-1] for t in tokens[:100]) \
             else "lists"
+    if fmt == "pairs":
+        if min(len(t) for t in tokens) < 2:
+            raise DataError(f"{path}: a 'user item [weight]' line has fewer than two columns")
+        pairs = np.array([[t[0], t[1]] for t in tokens], dtype=str)
+        weights = None
+        if all(len(t) >= 3 for t in tokens):
+            try:
+                weights = np.array([float(t[2]) for t in tokens])
+            except ValueError:
+                weights = None
+        return pairs, weights
+    rows = [np.stack([np.full(len(t) - 1, t[0]), np.array(t[1:])], 1) for t in tokens if len(t) > 1]
+    return (np.concatenate(rows).astype(str) if rows else np.zeros((0, 2), dtype=str)), None
+
+
+def _id_index(raw: np.ndarray) -> np.ndarray:
+    """Sorted distinct ids (integers sorted numerically when every id is an integer, else strings)."""
     try:
-        if fmt == "pairs":
-            return np.array([[int(t[0]), int(t[1])] for t in tokens], dtype=np.int64)
-        rows = [np.stack([np.full(len(t) - 1, int(t[0])), np.array(t[1:], dtype=np.int64)], 1)
-                for t in tokens if len(t) > 1]
-    except ValueError as exc:
-        raise DataError(f"{path}: expected integer user / item ids ({exc})") from None
-    return np.concatenate(rows) if rows else np.zeros((0, 2), dtype=np.int64)
+        return np.unique(raw.astype(np.int64))
+    except ValueError:
+        return np.unique(raw)
+
+
+def _lookup(ids: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index of each raw id in the sorted ``ids``, whether it is there)."""
+    vals = raw
+    if ids.dtype.kind == "i":
+        try:
+            vals = raw.astype(np.int64)
+        except ValueError:  # a string id among integer ids: never seen in training
+            vals = np.array([int(v) if v.lstrip("-").isdigit() else -(1 << 62) for v in raw], dtype=np.int64)
+    if not len(ids):
+        return np.zeros(len(raw), np.int64), np.zeros(len(raw), bool)
+    pos = np.searchsorted(ids, vals).clip(max=len(ids) - 1)
+    return pos.astype(np.int64), ids[pos] == vals
 
 
 def _unique_pairs(pairs: np.ndarray) -> np.ndarray:
@@ -223,14 +272,19 @@ def holdout(pairs: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tens
 
 
 def load_interactions(path: str, test_path: str | None = None, val_fraction: float = 0.1,
-                      split_seed: int = 0, fmt: str = "auto") -> Interactions:
+                      split_seed: int = 0, fmt: str = "auto", min_weight: float | None = None) -> Interactions:
     """Read train (and test) interactions; hold out ``val_fraction`` of each user's train pairs.
 
     ``path``: a LightGCN ``s_adj_mat.npz`` (symmetric (U+I)x(U+I) adjacency whose user-item block is the
     train set; users are the rows up to the first item row, found from ``test_path`` / the block shape),
     a folder with ``train.txt`` [+ ``test.txt``], or a text file of ``user item item ...`` lines or
-    ``user item [rating]`` pairs (``fmt``: auto / lists / pairs). ``test_path`` defaults to ``test.txt``
+    ``user item [weight]`` pairs (``fmt``: auto / lists / pairs). ``test_path`` defaults to ``test.txt``
     beside ``path``.
+
+    Text files: ids may be strings; they are remapped to 0..U-1 / 0..I-1 over the users and items WITH a
+    training interaction (``user_ids`` / ``item_ids`` keep the raw ids, in index order), and test pairs
+    of users or items never seen in training are dropped with a printed count (they could only be
+    guessed). The weight column is ignored unless ``min_weight`` is set (pairs below it are dropped).
     """
     p = resolve_data_path(path, "interactions")
     if p.is_dir():
@@ -241,10 +295,13 @@ def load_interactions(path: str, test_path: str | None = None, val_fraction: flo
             raise DataError(f"{p.parent}: expected train.txt or s_adj_mat.npz")
     if test_path is None and (p.parent / "test.txt").exists():
         test_path = str(p.parent / "test.txt")
-    test = _read_pairs(resolve_data_path(test_path, "test interactions"), fmt) if test_path else np.zeros((0, 2), np.int64)
+    raw_test, test_w = (_read_pairs(resolve_data_path(test_path, "test interactions"), fmt) if test_path
+                        else (np.zeros((0, 2), dtype=str), None))
+    user_ids = item_ids = None
     if p.suffix == ".npz":
         import scipy.sparse as sp
 
+        test = raw_test.astype(np.int64) if len(raw_test) else np.zeros((0, 2), np.int64)
         adj = sp.load_npz(p).tocsr()
         n = adj.shape[0]
         # users are the rows whose neighbours all lie after them: the first row with a neighbour < itself
@@ -257,14 +314,31 @@ def load_interactions(path: str, test_path: str | None = None, val_fraction: flo
         train = np.stack([block.row, block.col], 1).astype(np.int64)
         num_items = n - num_users
     else:
-        train = _read_pairs(p, fmt)
-        both = np.concatenate([train, test]) if len(test) else train
-        num_users, num_items = int(both[:, 0].max()) + 1, int(both[:, 1].max()) + 1
+        raw_train, train_w = _read_pairs(p, fmt)
+        if min_weight is not None:
+            if train_w is None:
+                raise DataError(f"{p}: data.min_weight is set but the file has no numeric weight column")
+            raw_train = raw_train[train_w >= min_weight]
+            if test_w is not None:
+                raw_test = raw_test[test_w >= min_weight]
+        if not len(raw_train):
+            raise DataError(f"{p}: no training interactions")
+        user_ids, item_ids = _id_index(raw_train[:, 0]), _id_index(raw_train[:, 1])
+        train = np.stack([_lookup(user_ids, raw_train[:, 0])[0], _lookup(item_ids, raw_train[:, 1])[0]], 1)
+        test = np.zeros((0, 2), np.int64)
+        if len(raw_test):
+            (tu, ku), (ti, ki) = _lookup(user_ids, raw_test[:, 0]), _lookup(item_ids, raw_test[:, 1])
+            keep = ku & ki
+            if not keep.all():
+                print(f"note: {int((~keep).sum())} of {len(raw_test)} test pairs have a user or item with no "
+                      "training interaction and are left out (they cannot be ranked from training data)")
+            test = np.stack([tu[keep], ti[keep]], 1)
+        num_users, num_items = len(user_ids), len(item_ids)
     if not len(train):
         raise DataError(f"{p}: no training interactions")
     train_t = torch.from_numpy(_unique_pairs(train))
     tr, va = holdout(train_t, val_fraction, split_seed)
-    return Interactions(num_users, num_items, tr, va, torch.from_numpy(_unique_pairs(test)))
+    return Interactions(num_users, num_items, tr, va, torch.from_numpy(_unique_pairs(test)), user_ids, item_ids)
 
 
 def csr_of(pairs: torch.Tensor, num_users: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -98,14 +98,17 @@ def symmetric_spmm(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return _SymmetricSpMM.apply(adj, x)
 
 
-def propagate(adj: torch.Tensor, ego: torch.Tensor, num_layers: int, eps: float = 0.0, cl_layer: int = 1
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+def propagate(adj: torch.Tensor, ego: torch.Tensor, num_layers: int, eps: float = 0.0, cl_layer: int = 1,
+              include_ego: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """LightGCN propagation E_l = A_hat E_{l-1}, one sparse matmul per layer; XSimGCL noise when ``eps``.
 
     With ``eps > 0`` every layer's output is perturbed, E <- E + sign(E) * normalize(U(0,1)) * eps
-    (Yu et al., TKDE 2023). Returns (mean of layers 1..L, the output of layer ``cl_layer``).
+    (Yu et al., TKDE 2023). Returns (the mean of the layers, the output of layer ``cl_layer``): the mean
+    runs over layers 1..L (XSimGCL / SELFRec) or, with ``include_ego``, over layers 0..L with equal
+    weights 1 / (L + 1) (LightGCN, He et al. 2020, and PyG's ``LightGCN``).
     """
-    h, acc, cl = ego, None, ego
+    h, cl = ego, ego
+    acc = ego if include_ego else None
     for layer in range(1, num_layers + 1):
         h = symmetric_spmm(adj, h)  # (U+I, D)
         if eps > 0:
@@ -115,4 +118,4 @@ def propagate(adj: torch.Tensor, ego: torch.Tensor, num_layers: int, eps: float 
         acc = h if acc is None else acc + h
         if layer == cl_layer:
             cl = h
-    return acc / num_layers, cl
+    return acc / (num_layers + int(include_ego)), cl

@@ -55,12 +55,33 @@ def _fsdd(name: str, source: str | bytes) -> Utterance | None:
 
 
 def _from_tar(path: Path) -> list[Utterance]:
-    out = []
+    """Utterances of an archive: FSDD file names, or the Speech Commands layout (``<word>/<speaker>_nohash_
+    <n>.wav`` with ``testing_list.txt`` / ``validation_list.txt``), read in memory; other audio unlabelled."""
+    audio: list[tuple[str, bytes]] = []
+    lists: dict[str, str] = {}
     with tarfile.open(path) as tar:
         for member in tar:
-            if member.isfile() and member.name.lower().endswith(AUDIO_EXT):
-                data = tar.extractfile(member).read()
-                out.append(_fsdd(member.name, data) or Utterance(member.name, data))
+            if not member.isfile():
+                continue
+            name = member.name[2:] if member.name.startswith("./") else member.name
+            base = Path(name).name
+            if base in ("testing_list.txt", "validation_list.txt"):
+                split = "test" if base.startswith("testing") else "validation"
+                text = tar.extractfile(member).read().decode()
+                lists.update({ln.strip(): split for ln in text.splitlines() if ln.strip()})
+            elif name.lower().endswith(AUDIO_EXT):
+                audio.append((name, tar.extractfile(member).read()))
+    out = []
+    for name, data in audio:
+        parts = Path(name).parts
+        if "_background_noise_" in parts:  # Speech Commands' noise recordings: not utterances
+            continue
+        if len(parts) >= 2 and "_nohash_" in parts[-1]:  # Speech Commands: <word>/<speaker>_nohash_<n>.wav
+            label = parts[-2]
+            rel = f"{label}/{parts[-1]}"
+            out.append(Utterance(rel, data, label, parts[-1].split("_nohash_")[0], split=lists.get(rel, "train")))
+        else:
+            out.append(_fsdd(name, data) or Utterance(name, data))
     return out
 
 
@@ -171,14 +192,35 @@ def load_utterances(path: str | Path) -> list[Utterance]:
 
 
 def compute_log_mels(utts: list[Utterance], cfg: FbankConfig, target_db: float | None = -25.0) -> list[torch.Tensor]:
-    """Log-mel frames (F_i, n_mels) of each utterance (no CMVN), resampled to ``cfg.sample_rate``."""
+    """Log-mel frames (F_i, n_mels) of each utterance (no CMVN), resampled to ``cfg.sample_rate``; prints
+    one line when any utterance was recorded at another rate (resampling is never silent)."""
     out = []
+    rates: dict[int, int] = {}
     for u in utts:
+        sr = native_rate(u.source)
+        rates[sr] = rates.get(sr, 0) + 1
         wave = load_audio(u.source, cfg.sample_rate)
         if target_db is not None:
             wave = normalize_level(wave, target_db)
         out.append(log_mel(wave, cfg))
+    other = {r: n for r, n in rates.items() if r != cfg.sample_rate}
+    if other:
+        listed = ", ".join(f"{n} at {r} Hz" for r, n in sorted(other.items()))
+        print(f"note: {listed} of {len(utts)} utterances resampled to the front end's {cfg.sample_rate} Hz "
+              f"(data.sample_rate); a recipe at the data's rate keeps the full band")
     return out
+
+
+def native_rate(source: str | bytes) -> int:
+    """The sample rate an audio file (path or encoded bytes) was recorded at (header only)."""
+    import io
+
+    import soundfile as sf
+
+    try:
+        return int(sf.info(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source)).samplerate)
+    except (RuntimeError, TypeError):
+        return -1  # undecodable: load_audio raises the clear error
 
 
 def chunk_frames(feats: list[torch.Tensor], max_frames: int) -> list[torch.Tensor]:

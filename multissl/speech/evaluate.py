@@ -68,6 +68,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--layer", nargs="+", default=["last"], help="'last', 'weighted' or a hidden-state index")
     p.add_argument("--test-speakers", nargs="+", default=["theo", "yweweler"])
     p.add_argument("--val-speakers", nargs="+", default=["nicolas"])
+    p.add_argument("--min-clips", type=int, default=3, help="speaker probe: leave out speakers with fewer clips")
     p.add_argument("--pooling", choices=("mean", "meanstd"), default="meanstd")
     p.add_argument("--json", help="also write the rows to this JSON file")
     args = p.parse_args(argv)
@@ -90,7 +91,7 @@ def main(argv: list[str]) -> int:
     splits = {}
     for task in args.task:
         splits[task] = (keyword_split(utts, tuple(args.test_speakers), tuple(args.val_speakers))
-                        if task == "keyword" else speaker_split(utts))
+                        if task == "keyword" else speaker_split(utts, min_clips=args.min_clips))
 
     jobs = []  # (upstream name, seed, builder)
     for up in args.upstream:

@@ -32,7 +32,21 @@ class AlterationConfig:
 
 
 class TeraMethod(Method):
-    """Encoder + prediction head; batches are {"feats": (B, F, D) CMVN log-mel, "lengths": (B,)}."""
+    """TERA (Liu, Li, Lee, TASLP 2021): encoder + prediction head reconstructing clean log-mel frames from
+    time / frequency / magnitude altered ones, L1 on the altered positions; batches are
+    {"feats": (B, F, D) CMVN log-mel, "lengths": (B,)}.
+
+    Reference code: github.com/s3prl/s3prl (``pretrain/mockingjay/task.py``,
+    ``upstream/mockingjay/model.py`` ``TransformerForMaskedAcousticModel``, ``config/.../tera``).
+
+    Deviations from the reference code:
+    - Padding is never chosen, altered or a target (the reference can alter padded frames of short
+      utterances in a padded batch): the loss sees speech only.
+    - Long utterances are cut into consecutive pieces of ``max_frames`` instead of random crops, so every
+      frame is used every epoch.
+    - The front end is our Kaldi-compatible torch fbank (``features.py``), not torchaudio's Kaldi
+      compliance module: same definition, checked against it in the tests when torchaudio is installed.
+    """
 
     def __init__(self, encoder: TeraEncoder, output_dim: int = 80, alterations: AlterationConfig | None = None,
                  loss: str = "l1") -> None:

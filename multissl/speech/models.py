@@ -57,6 +57,12 @@ class TeraEncoder(nn.Module):
     """Frames (B, F, input_dim) + lengths -> hidden states of every layer, each (B, F, hidden).
 
     Paper / s3prl TERA-base: hidden 768, 3 layers, 12 heads, FFN 3072, dropout 0.3, LayerNorm eps 1e-12.
+
+    Reference code: github.com/s3prl/s3prl (``upstream/mockingjay/model.py`` ``TransformerModel``).
+
+    Deviations from the reference code:
+    - Attention is PyTorch SDPA with a key padding mask (the reference multiplies an explicit score
+      matrix): same function, less memory.
     """
 
     def __init__(self, input_dim: int = 80, hidden: int = 768, layers: int = 3, heads: int = 12, ffn: int = 3072,

@@ -61,26 +61,58 @@ def keyword_split(utts: list[Utterance], test_speakers: tuple[str, ...] = FSDD_T
     return Split(tr, va, te, [u.label or "" for u in utts])
 
 
-def speaker_split(utts: list[Utterance], test_index: int = 5, val_index: int = 10) -> Split:
-    """Speaker identification on held-out utterances of known speakers. FSDD: take index < 5 is test
-    (the official split), 5-9 validation, 10-49 train; other layouts: 20% / 10% of each speaker's
-    utterances by a hash of the file name."""
+def speaker_split(utts: list[Utterance], test_index: int = 5, val_index: int = 10, min_clips: int = 3,
+                  test_fraction: float = 0.2, val_fraction: float = 0.1) -> Split:
+    """Speaker identification on held-out utterances of KNOWN speakers: split within each speaker.
+
+    FSDD: take index < 5 is test (the official split), 5-9 validation, 10-49 train. A layout's own
+    ``split`` (a manifest column) wins next. Otherwise each speaker's clips, ordered by a hash of the
+    file name, give ``test_fraction`` to test and ``val_fraction`` to validation (at least one each) and
+    the rest (at least one) to train. Speakers with fewer than ``min_clips`` clips are left out, and so
+    are the validation / test clips of a speaker with no training clip (they could only be errors);
+    both are counted in the printed note.
+    """
     known = [i for i, u in enumerate(utts) if u.speaker is not None]
     if not known:
         raise DataError("speaker probe: no utterance has a speaker")
-    tr, va, te = [], [], []
+    by_speaker: dict[str, list[int]] = {}
     for i in known:
-        u = utts[i]
-        if u.index is not None:
-            part = te if u.index < test_index else va if u.index < val_index else tr
-        else:
-            h = _bucket(f"utt:{u.name}")
-            part = te if h < 0.2 else va if h < 0.3 else tr
-        part.append(i)
-    return Split(tr, va, te, [u.speaker or "" for u in utts])
+        by_speaker.setdefault(utts[i].speaker, []).append(i)
+    tr, va, te = [], [], []
+    orphans = 0
+    few = [s for s, idx in by_speaker.items() if len(idx) < min_clips]
+    for spk, idx in by_speaker.items():
+        if len(idx) < min_clips:
+            continue
+        parts: dict[str, list[int]] = {"train": [], "validation": [], "test": []}
+        ordered = sorted(idx, key=lambda i: _bucket(f"utt:{utts[i].name}"))
+        n_test = max(1, round(test_fraction * len(ordered)))
+        n_val = max(1, round(val_fraction * len(ordered))) if len(ordered) - n_test >= 2 else 0
+        for rank, i in enumerate(ordered):
+            u = utts[i]
+            if u.index is not None:
+                part = "test" if u.index < test_index else "validation" if u.index < val_index else "train"
+            elif u.split is not None:
+                part = {"validation": "validation", "val": "validation", "dev": "validation",
+                        "test": "test"}.get(u.split, "train")
+            else:
+                part = "test" if rank < n_test else "validation" if rank < n_test + n_val else "train"
+            parts[part].append(i)
+        if not parts["train"]:
+            orphans += len(idx)
+            continue
+        tr += parts["train"]
+        va += parts["validation"]
+        te += parts["test"]
+    if few or orphans:
+        print(f"speaker probe: {len(by_speaker) - len(few)} speakers with >= {min_clips} clips kept; {len(few)} "
+              f"speakers with fewer and {orphans} clips without a training clip of their speaker left out")
+    if not te:
+        raise DataError(f"speaker probe: no speaker has {min_clips}+ clips with both train and test ones; lower "
+                        "--min-clips or give more clips per speaker")
+    return Split(sorted(tr), sorted(va), sorted(te), [u.speaker or "" for u in utts])
 
 
-@torch.no_grad()
 def utterance_features(upstream, feats: list[torch.Tensor], batch_size: int = 64, pooling: str = "meanstd",
                        device: torch.device | str | None = None, normalize: bool = True) -> torch.Tensor:
     """(N, S, P) pooled features: S = 1 for ``"logmel"`` (raw log-mel statistics: utterance CMVN would

@@ -9,13 +9,6 @@ Three regimes on the same forecaster:
 
 The contrastive term is MoCo (He et al. 2020): two masked views of the input window, the query from
 the online encoder + projection, the key from a momentum copy, negatives from a queue of past keys.
-Deviations from the reference code:
-- ``mask_rate`` is the probability that a time step is MASKED (the reference used it as the keep
-  probability); a field, so the reference's behaviour is ``mask_rate = 1 - p``.
-- ``l2norm`` really decides whether query and keys are L2-normalised (the reference overrode the flag).
-- The key EMA runs after the optimizer step (``ema_timing = "after_step"``) rather than at the start of
-  the next forward (the same key encoder meets every forward), and keys are staged per micro-batch and
-  pushed once per optimizer step (gathered over processes): exact under accumulation.
 """
 
 from __future__ import annotations
@@ -45,7 +38,23 @@ def mask_timesteps(x: torch.Tensor, rate: float, generator: torch.Generator | No
 
 
 class ForecastMethod(Method):
-    """A forecaster (``forward`` of its module maps (B, T, C) -> (B, H, C)) plus an optional MoCo term."""
+    """Zhang et al. 2023's forecasting regimes: a forecaster (``forward`` of its module maps (B, T, C) ->
+    (B, H, C)) trained on the forecast MSE, plus an optional MoCo term (see the module docstring).
+
+    Reference code: github.com/chiyuzhang94/contrastive_learning_time-series_e2e (``models/cost_e2e.py``,
+    ``models/tcn_moco.py``, ``exp/exp_informer.py``).
+
+    Deviations from the reference code:
+    - ``mask_rate`` is the probability that a time step is MASKED (the reference used it as the keep
+      probability while calling it the mask rate): the name now means what it says.
+    - ``l2norm`` really decides whether query and keys are L2-normalised (the reference overrode the flag
+      silently).
+    - The key EMA runs after the optimizer step (``ema_timing = "after_step"``) rather than at the start of
+      the next forward (the same key encoder meets every forward), and keys are staged per micro-batch and
+      pushed once per optimizer step (gathered over processes): exact under accumulation.
+    - With RevIN on (``model.revin``), both views are built from the RevIN-normalised window, so queries and
+      keys live in the space the forecaster sees (the reference has no RevIN).
+    """
 
     ema_timing = "after_step"
 
@@ -71,11 +80,12 @@ class ForecastMethod(Method):
 
     def contrastive_loss(self, x: torch.Tensor) -> torch.Tensor:
         """MoCo InfoNCE between two masked views of the windows ``x`` (B, T, C); stages the keys."""
+        x = self.forecaster.normalize(x)  # RevIN space when on (identity otherwise)
         with torch.no_grad():
             k = self.key_projector(self.key_encoder(mask_timesteps(x, self.mask_rate)).mean(1))  # (B, P)
             if self.l2norm:
                 k = F.normalize(k, dim=-1)
-        q = self.projector(self.forecaster.represent(mask_timesteps(x, self.mask_rate)))
+        q = self.projector(self.forecaster.encoder(mask_timesteps(x, self.mask_rate)).mean(1))  # (B, P)
         loss = info_nce(q, k, temperature=self.temperature, extra_keys=self.queue.keys(), normalize=self.l2norm)
         self.queue.stage(k)  # pushed once per optimizer step by the trainer
         return loss

@@ -44,6 +44,9 @@ class ForecastModel:
     kernel: int = param(3, "TCN kernel size")
     moving_avg: int = param(25, "DLinear moving-average kernel (Zeng et al.: 25)")
     individual: bool = param(False, "DLinear: one linear map per channel")
+    revin: bool = param(False, "RevIN (Kim et al. 2022) around the forecaster; off as in Informer, DLinear and "
+                        "Zhang et al. 2023, whose papers do not use it")
+    revin_affine: bool = param(True, "RevIN's learnable per-channel affine map (RevIN's default)")
 
 
 @dataclass
@@ -75,10 +78,10 @@ class ForecastConfig:
 
 def build_forecaster(m: ForecastModel, seq_len: int, pred_len: int, channels: int):
     if m.kind == "dlinear":
-        return DLinear(seq_len, pred_len, channels, m.moving_avg, m.individual)
+        return DLinear(seq_len, pred_len, channels, m.moving_avg, m.individual, m.revin, m.revin_affine)
     enc = (TransformerEncoderNet(channels, seq_len, m.d_model, m.heads, m.layers, m.d_ff, m.dropout)
            if m.kind == "transformer" else TCNEncoderNet(channels, m.d_model, m.layers, m.kernel, m.dropout))
-    return EncoderForecaster(enc, seq_len, pred_len, channels)
+    return EncoderForecaster(enc, seq_len, pred_len, channels, m.revin, m.revin_affine)
 
 
 class ForecastTask(Task):

@@ -124,3 +124,38 @@ def test_full_ranking_matches_brute_force():
     assert out["ndcg@5"] == pytest.approx(np.mean(ndcgs), abs=1e-6)
     pu, pi = popularity_scores(train, nu, ni)
     assert pu.shape == (nu, 1) and float(pi.sum()) == len(train)
+
+
+def test_heterodata_file_gets_a_whole_plain_message(tmp_path):
+    """Issue 20: the refusal of a HeteroData file names the class, says what to do, and carries no
+    terminal colour codes and no sentence cut mid-word."""
+    from torch_geometric.data import HeteroData
+
+    from multissl.errors import DataError
+    from multissl.graph.data import load_node_graph
+
+    h = HeteroData()
+    h["paper"].x = torch.randn(3, 2)
+    h["paper", "cites", "paper"].edge_index = torch.tensor([[0, 1], [1, 2]])
+    path = tmp_path / "hetero.pt"
+    torch.save(h, path)
+    with pytest.raises(DataError) as err:
+        load_node_graph(str(path))
+    msg = str(err.value)
+    assert "\x1b" not in msg and "\n" not in msg
+    assert "HeteroData" in msg and "heterogeneous" in msg and msg.endswith("with torch.save")
+
+
+def test_string_ids_are_remapped_and_unseen_test_pairs_left_out(tmp_path, capsys):
+    """Issue 20: string ids accepted and remapped over users / items WITH a training interaction; a
+    weight column ignored unless asked; test pairs of unseen users or items left out with a count."""
+    (tmp_path / "train.tsv").write_text("u7\tparis\t1.0\nu7\tlyon\t0.2\nu3\tparis\t5\nu9\tnice\t0.5\n")
+    (tmp_path / "test.tsv").write_text("u3\tlyon\t1\nu3\tberlin\t1\nghost\tparis\t1\n")
+    d = load_interactions(str(tmp_path / "train.tsv"), test_path=str(tmp_path / "test.tsv"), val_fraction=0.0)
+    assert d.user_ids.tolist() == ["u3", "u7", "u9"] and d.item_ids.tolist() == ["lyon", "nice", "paris"]
+    assert (d.num_users, d.num_items, len(d.train)) == (3, 3, 4)
+    assert d.test.tolist() == [[0, 0]]  # u3 -> lyon; berlin and ghost were never in training
+    assert "2 of 3 test pairs" in capsys.readouterr().out
+    w = load_interactions(str(tmp_path / "train.tsv"), test_path=str(tmp_path / "test.tsv"), val_fraction=0.0,
+                          min_weight=0.9)
+    assert w.item_ids.tolist() == ["paris"] and len(w.train) == 2
