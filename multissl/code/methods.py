@@ -186,7 +186,15 @@ class CoCoSoDa(_DualEncoderMethod):
 
 class CodeSearchFineTune(_DualEncoderMethod):
     """The fine-tuning stage: in-batch InfoNCE query -> code (the official ``scores * 20``, i.e.
-    temperature 0.05), the other codes of the batch as negatives."""
+    temperature 0.05), the other codes of the batch as negatives.
+
+    Reference code: microsoft/CodeBERT (``UniXcoder/downstream-tasks/code-search/run.py``).
+
+    Deviations from the reference code:
+    - ``symmetric=True`` (off by default) also trains code -> query.
+    - Under several processes the codes of every process are negatives (the reference runs
+      DataParallel on one machine: one batch).
+    """
 
     def __init__(self, encoder: HFEncoder, temperature: float = 0.05, symmetric: bool = False) -> None:
         super().__init__()

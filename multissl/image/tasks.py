@@ -221,8 +221,15 @@ def embed_images(method, images: torch.Tensor, batch_size: int = 1024) -> torch.
 class ImageTask(Task):
     """Shared build for every image method; subclasses say which method and how to construct it."""
 
-    def make_method(self, cfg, backbone, feat_dim, views):  # pragma: no cover - abstract
-        raise NotImplementedError
+    method_name: str = ""  # class in multissl.image.methods, built from the recipe's method section
+
+    def make_method(self, cfg, backbone, feat_dim, views):
+        """``Method(backbone, feat_dim, views, **method section)``: each parameter is written once, in
+        its recipe dataclass (the paper's value as default)."""
+        from multissl.image import methods
+
+        params = {f.name: getattr(cfg.method, f.name) for f in fields(cfg.method)}
+        return getattr(methods, self.method_name)(backbone, feat_dim, views, **params)
 
     def view_configs(self, cfg) -> list[ViewConfig]:
         return [cfg.augment.view(0), cfg.augment.view(1)]
@@ -304,93 +311,49 @@ class ImageTask(Task):
         return ImageTensorDataset(data.images), batch_collate
 
 
-def _moco_kwargs(m: MoCoParams) -> dict[str, Any]:
-    return {"proj_hidden": m.proj_hidden, "proj_dim": m.proj_dim, "temperature": m.temperature,
-            "queue_size": m.queue_size, "momentum": m.momentum, "symmetric": m.symmetric,
-            "in_batch_negatives": m.in_batch_negatives}
-
-
 class SimCLRTask(ImageTask):
     config_class = SimCLRConfig
     description = "SimCLR on images"
-
-    def make_method(self, cfg, backbone, feat_dim, views):
-        from multissl.image.methods import SimCLR
-
-        m = cfg.method
-        return SimCLR(backbone, feat_dim, views, m.proj_hidden, m.proj_dim, m.temperature)
+    method_name = "SimCLR"
 
 
 class DCLTask(ImageTask):
     config_class = DCLConfig
     description = "DCL on images"
-
-    def make_method(self, cfg, backbone, feat_dim, views):
-        from multissl.image.methods import DCL
-
-        m = cfg.method
-        return DCL(backbone, feat_dim, views, m.proj_hidden, m.proj_dim, m.temperature, m.vmf_sigma)
+    method_name = "DCL"
 
 
 class MoCoV2Task(ImageTask):
     config_class = MoCoConfig
     description = "MoCo v2 on images"
-
-    def make_method(self, cfg, backbone, feat_dim, views):
-        from multissl.image.methods import MoCoV2
-
-        return MoCoV2(backbone, feat_dim, views, **_moco_kwargs(cfg.method))
+    method_name = "MoCoV2"
 
 
 class MoCHiTask(ImageTask):
     config_class = MoCHiConfig
     description = "MoCHi (MoCo v2 + hard negative mixing) on images"
-
-    def make_method(self, cfg, backbone, feat_dim, views):
-        from multissl.image.methods import MoCHi
-
-        m = cfg.method
-        return MoCHi(backbone, feat_dim, views, m.num_hard, m.num_mixed, m.num_self_mixed, m.self_mix_max,
-                     m.mix_start_epoch, **_moco_kwargs(m))
+    method_name = "MoCHi"
 
 
 class BYOLTask(ImageTask):
     config_class = BYOLConfig
     description = "BYOL on images"
-
-    def make_method(self, cfg, backbone, feat_dim, views):
-        from multissl.image.methods import BYOL
-
-        m = cfg.method
-        return BYOL(backbone, feat_dim, views, m.proj_hidden, m.proj_dim, m.pred_hidden, m.base_momentum,
-                    m.final_momentum)
+    method_name = "BYOL"
 
 
 class BarlowTwinsTask(ImageTask):
     config_class = BarlowConfig
     description = "Barlow Twins on images"
-
-    def make_method(self, cfg, backbone, feat_dim, views):
-        from multissl.image.methods import BarlowTwins
-
-        m = cfg.method
-        return BarlowTwins(backbone, feat_dim, views, tuple(m.proj_dims), m.lambd)
+    method_name = "BarlowTwins"
 
 
 class SwAVTask(ImageTask):
     config_class = SwAVConfig
     description = "SwAV (multi-crop) on images"
+    method_name = "SwAV"
 
     def view_configs(self, cfg) -> list[ViewConfig]:
         a = cfg.augment
         large = [a.view(i) for i in range(2)]
         small = [a.view(i, size=a.small_size, scale=a.small_scale) for i in range(2, 2 + a.num_small)]
         return large + small
-
-    def make_method(self, cfg, backbone, feat_dim, views):
-        from multissl.image.methods import SwAV
-
-        m = cfg.method
-        return SwAV(backbone, feat_dim, views, 2, m.proj_hidden, m.proj_dim, m.num_prototypes, m.temperature,
-                    m.epsilon, m.sinkhorn_iterations, m.freeze_prototypes_epochs, m.queue_size,
-                    m.queue_start_epoch)

@@ -84,7 +84,16 @@ class SentenceEmbedder(Method):
 
 
 class SimCSE(SentenceEmbedder):
-    """Unsupervised SimCSE (Gao et al. 2021): dropout views, in-batch InfoNCE at temperature 0.05."""
+    """Unsupervised SimCSE (Gao et al. 2021): dropout views, in-batch InfoNCE at temperature 0.05.
+
+    Reference code: princeton-nlp/SimCSE (``simcse/models.py``).
+
+    Deviations from the reference code:
+    - Pooling is the encoder's setting (the reference's unsupervised recipe pools [CLS] with the MLP at
+      train time only, ``mlp="train"`` here).
+    - Under several processes the gathered embeddings keep their gradients (the reference all-gathers
+      without gradients and puts the local copy back): same loss, gradients of the global-batch loss.
+    """
 
     def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
         x = _inputs(batch)
@@ -146,7 +155,13 @@ class ESimCSE(SentenceEmbedder):
 
 
 class WhitenedCSE(SentenceEmbedder):
-    """WhitenedCSE (Zhuo et al., ACL 2023): shuffled-group-whitening head over ``num_pos`` dropout views."""
+    """WhitenedCSE (Zhuo et al., ACL 2023): shuffled-group-whitening head over ``num_pos`` dropout views.
+
+    Reference code: SuperSupermoon/WhitenedCSE.
+
+    Deviations from the reference code: not yet compared line by line; the head and loss follow the
+    paper's equations (whitening -> Linear -> Tanh per view, sum of InfoNCE of view 1 with each other).
+    """
 
     def __init__(self, encoder: HFEncoder, temperature: float = 0.05, gradcache_chunk: int = 0, num_pos: int = 3,
                  num_groups: int = 128, shuffle: bool = True, eps: float = 1e-5,
@@ -168,7 +183,14 @@ class WhitenedCSE(SentenceEmbedder):
 
 
 class MaskedLM(Method):
-    """Masked language modelling (Devlin et al. 2019) on any ``AutoModelForMaskedLM``."""
+    """Masked language modelling (Devlin et al. 2019) on any ``AutoModelForMaskedLM``.
+
+    Reference code: huggingface/transformers ``DataCollatorForLanguageModeling`` (80/10/10 masking).
+
+    Deviations from the reference code:
+    - Vocabulary logits are computed at the masked positions only (same loss, a fraction of the
+      compute); architectures without a known MLM head fall back to the model's own full loss.
+    """
 
     def __init__(self, model: nn.Module, tokenizer: Any, rate: float = 0.15, pooling: str = "mean",
                  max_length: int = 128) -> None:

@@ -4,7 +4,13 @@ step, EMA once per step at the method's named timing; gradient accumulation equa
 import torch
 from torch import nn
 
-from multissl.core import LossOutput, Method, Progress, after_optimizer_step, before_optimizer_step
+from multissl.core import (
+    LossOutput,
+    Method,
+    Progress,
+    after_optimizer_step,
+    before_optimizer_step,
+)
 from multissl.data import SequenceDataset
 from multissl.image.augment import ViewConfig, normalize, to_float
 from multissl.image.methods import MoCoV2
