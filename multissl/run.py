@@ -65,12 +65,16 @@ def embed_run(run: Path, data: str, out: Path, checkpoint: str | None = None, ba
     if not recipe_file.exists():
         raise CheckpointError(f"{run} is not a run folder (no recipe.yaml); pass the folder `multissl train` wrote")
     recipe = load_recipe(str(recipe_file))
-    task, parts = build_parts(recipe)
+    from multissl.registry import lookup
+    from multissl.train.trainer import seed_everything
+
+    seed_everything(recipe.train.seed)
+    task = lookup("TASKS", recipe.task).load()()
+    method = task.build_method(recipe)  # only the model: no training data is loaded where the task allows
     choice = checkpoint or ("best" if (run / "checkpoints" / "best").exists() else "last")
     weights = run / "checkpoints" / choice / "model.safetensors"
     if not weights.exists():
         raise CheckpointError(f"No {choice} checkpoint in {run}/checkpoints")
-    method = parts.method
     load_weights(method, weights)
     method.eval()
     dataset, collate = task.embed_data(recipe, data)

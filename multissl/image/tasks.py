@@ -32,7 +32,7 @@ from multissl.image.data import (
     val_split,
 )
 from multissl.image.models import build_backbone
-from multissl.tasks import Task, TaskParts
+from multissl.tasks import Task, TaskParts, section_kwargs
 
 
 @dataclass
@@ -228,8 +228,18 @@ class ImageTask(Task):
         its recipe dataclass (the paper's value as default)."""
         from multissl.image import methods
 
-        params = {f.name: getattr(cfg.method, f.name) for f in fields(cfg.method)}
-        return getattr(methods, self.method_name)(backbone, feat_dim, views, **params)
+        return getattr(methods, self.method_name)(backbone, feat_dim, views, **section_kwargs(cfg.method))
+
+    def build_method(self, recipe):
+        """Backbone + method from the recipe alone (no images loaded): ``multissl embed`` uses it."""
+        cfg = recipe.config
+        backbone, feat_dim = build_backbone(cfg.model.backbone, cfg.model.cifar_stem, cfg.model.pretrained,
+                                            cfg.data.channels)
+        method = self.make_method(cfg, backbone, feat_dim, self.view_configs(cfg))
+        if cfg.model.channels_last:
+            method.channels_last = True
+            method.to(memory_format=torch.channels_last)
+        return method
 
     def view_configs(self, cfg) -> list[ViewConfig]:
         return [cfg.augment.view(0), cfg.augment.view(1)]
@@ -247,12 +257,7 @@ class ImageTask(Task):
                            train.classes) if not d.root.startswith("hf:") else \
             load_images(d.root, d.test_split, d.image_size, d.channels, d.image_key, d.label_key)
         bank_idx, val_idx = val_split(len(train), d.val_fraction, d.split_seed)
-        backbone, feat_dim = build_backbone(cfg.model.backbone, cfg.model.cifar_stem, cfg.model.pretrained,
-                                            d.channels)
-        method = self.make_method(cfg, backbone, feat_dim, self.view_configs(cfg))
-        if cfg.model.channels_last:
-            method.channels_last = True
-            method.to(memory_format=torch.channels_last)
+        method = self.build_method(recipe)
         e = cfg.eval
         cache: dict[str, torch.Tensor] = {}
 

@@ -9,7 +9,7 @@ from multissl.data import SequenceDataset
 from multissl.eval import knn_accuracy, linear_probe
 from multissl.tabular.data import load_table, split_indices
 from multissl.tabular.methods import ScarfMethod
-from multissl.tasks import Task, TaskParts
+from multissl.tasks import Task, TaskParts, section_kwargs
 
 
 @dataclass
@@ -51,7 +51,7 @@ class ScarfTask(Task):
         table = load_table(cfg.data.path, cfg.data.label_column)
         tr, va, te = split_indices(len(table.y), cfg.data.splits, cfg.data.split_seed)
         m = cfg.method
-        method = ScarfMethod(table.x[tr], m.hidden, m.encoder_layers, m.head_layers, m.corruption_rate, m.temperature)
+        method = ScarfMethod(table.x[tr], **section_kwargs(m))
 
         def features(meth, idx):
             return meth.embed(table.x[idx].to(meth.mean.device)).cpu()
