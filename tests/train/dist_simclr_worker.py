@@ -1,5 +1,6 @@
 """A short SimCLR run (tiny CNN with BatchNorm, device-side views) written to RUN_DIR; run it with 1
-process (plain python) or 2 processes (torchrun, gloo) on the same global batch."""
+process (plain python) or 2 processes (torchrun, gloo) on the same global batch:
+``python tests/train/dist_simclr_worker.py RUN_DIR [overrides...]``."""
 
 import sys
 
@@ -16,13 +17,13 @@ OVERRIDES = ["model.backbone=tiny-8", "model.channels_last=false", "data.image_s
              "train.checkpoint_every=1000", "eval.linear_probe=false", "eval.diagnostics=false"]
 
 
-def run(run_dir: str) -> None:
+def run(run_dir: str, *more: str) -> None:
     torch.set_num_threads(1)
-    recipe = load_recipe("image/simclr-cifar10", OVERRIDES)
+    recipe = load_recipe("image/simclr-cifar10", OVERRIDES + list(more))
     _, parts = build_parts(recipe)
     parts.evaluate = parts.final_evaluate = parts.export = None  # only the training losses are compared
     Trainer(parts, recipe.train, run_dir).fit()
 
 
 if __name__ == "__main__":
-    run(sys.argv[1])
+    run(sys.argv[1], *sys.argv[2:])  # extra recipe overrides, e.g. train.sync_batchnorm=false
