@@ -17,13 +17,7 @@ from typing import Any, Literal
 import torch
 
 from multissl.config import param
-from multissl.eval import (
-    alignment,
-    knn_accuracy,
-    linear_probe,
-    plot_projection,
-    uniformity,
-)
+from multissl.eval import alignment, frozen_scores, plot_projection, uniformity
 from multissl.image.augment import CIFAR10_MEAN, CIFAR10_STD, ViewConfig
 from multissl.image.data import (
     ImageTensorDataset,
@@ -263,9 +257,9 @@ class ImageTask(Task):
 
         def evaluate(meth) -> dict[str, float]:
             feats = embed_images(meth, train.images, e.embed_batch_size)
-            bank, val = feats[bank_idx.to(feats.device)], feats[val_idx.to(feats.device)]
-            out = {"val/knn_acc": knn_accuracy(bank, train.labels[bank_idx], val, train.labels[val_idx],
-                                               e.knn_k, e.knn_temperature)}
+            out = frozen_scores((feats[bank_idx.to(feats.device)], train.labels[bank_idx]),
+                                (feats[val_idx.to(feats.device)], train.labels[val_idx]), knn_k=e.knn_k,
+                                knn_temperature=e.knn_temperature)
             if feats.device.type == "cuda":  # training-time peak, logged beside the accuracy
                 out["sys/peak_mem_gib"] = torch.cuda.max_memory_allocated(feats.device) / 2**30
             return out
@@ -274,14 +268,12 @@ class ImageTask(Task):
             ftr = embed_images(meth, train.images, e.embed_batch_size)
             fte = embed_images(meth, test.images, e.embed_batch_size)
             dev = ftr.device
-            out = {"val/knn_acc": knn_accuracy(ftr[bank_idx.to(dev)], train.labels[bank_idx], ftr[val_idx.to(dev)],
-                                               train.labels[val_idx], e.knn_k, e.knn_temperature),
-                   "test/knn_acc": knn_accuracy(ftr, train.labels, fte, test.labels, e.knn_k, e.knn_temperature)}
-            if e.linear_probe:
-                probe = linear_probe(ftr[bank_idx.to(dev)], train.labels[bank_idx].to(dev), fte, test.labels.to(dev),
-                                     ftr[val_idx.to(dev)], train.labels[val_idx].to(dev),
-                                     optimizer=e.probe_optimizer, weight_decay=e.probe_weight_decay)
-                out["val/linear_acc"], out["test/linear_acc"] = probe.best_val, probe.last_test
+            # kNN on test uses every training image as its bank (bank + validation hold-out)
+            out = frozen_scores((ftr[bank_idx.to(dev)], train.labels[bank_idx]),
+                                (ftr[val_idx.to(dev)], train.labels[val_idx]), (fte, test.labels),
+                                test_bank=(ftr, train.labels), knn_k=e.knn_k, knn_temperature=e.knn_temperature,
+                                linear=e.linear_probe, optimizer=e.probe_optimizer,
+                                weight_decay=e.probe_weight_decay)
             if e.diagnostics:
                 n = min(len(test), 5000)
                 imgs = test.images[:n].to(dev)
