@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PINS   := torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.multissl-installed
 
-.PHONY: setup quickstart test test-all bench clean
+.PHONY: setup quickstart test test-all bench report-check clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,14 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q -m "" ; rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
+
+# The report page of RUNS (default runs/) in REPORT, checked in headless Chromium (apt-get install chromium):
+# non-blank screenshot, no console error, every picture loaded.
+RUNS   ?= runs
+REPORT ?= report
+report-check: setup
+	$(VENV)/bin/multissl report $(RUNS) --out $(REPORT)
+	$(PY) -m multissl.report.browser $(REPORT)/index.html --screenshot $(REPORT)/screenshot.png
 
 clean:
 	rm -rf $(VENV) runs

@@ -21,6 +21,7 @@ EPILOG = """examples:
   multissl eval --help                              list evaluations (sts, code, retrieval, ...)
   multissl embed --run runs/NAME/TIME --data PATH --out emb.npy
   multissl bench overhead                           trainer vs a bare PyTorch loop
+  multissl report runs/ --out report                one HTML page of all runs and bench records
 """
 
 
@@ -56,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks against peers (multissl bench NAME --help)", add_help=False)
     b.add_argument("name", nargs="?", help="benchmark name, or 'report'")
     b.add_argument("args", nargs=argparse.REMAINDER)
+
+    rp = sub.add_parser("report", help="static HTML report (index.html + report.json) of runs and bench records",
+                        description="Write DIR/index.html (opens from disk), DIR/report.json and DIR/img/ from "
+                        "run folders and runs/bench/*.jsonl records: one section per modality.")
+    rp.add_argument("runs", nargs="*", default=["runs"], metavar="RUNS_DIR", help="folders of runs (default: runs)")
+    rp.add_argument("--out", default="report", metavar="DIR", help="output folder (default: report)")
     return p
 
 
@@ -131,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_embed(args)
         if args.command == "recipes":
             return cmd_recipes(args)
+        if args.command == "report":
+            from multissl.report.build import main as report_main
+
+            return report_main([*args.runs, "--out", args.out])
         parser.print_help()
         return 0
     except MultisslError as exc:

@@ -314,6 +314,7 @@ class Trainer:
     def _start(self, resume: Path | str | None) -> _Run:
         """Optimizer, schedule, loop state (from the checkpoint when resuming), wrappers and logs."""
         cfg, acc = self.cfg, self.accelerator
+        self._clock = (time.perf_counter(), time.process_time())  # the run's wall / CPU budget (results.json)
         method = self.parts.method
         batches = EpochBatches(len(self.parts.train_data), cfg.batch_size, self.world, self.rank, cfg.seed,
                                cfg.shuffle, cfg.drop_last)
@@ -426,10 +427,16 @@ class Trainer:
         metrics = self._evaluate(method, self.parts.final_evaluate) if self.main else {}
         results = {"selected_checkpoint": selected, "select_metric": self.cfg.select_metric,
                    "best_metric": state["best_metric"], "best_step": state["best_step"], "steps": state["step"],
-                   "seed": self.cfg.seed, "metrics": metrics}
+                   "seed": self.cfg.seed, "metrics": metrics, "epochs": state["epoch"]}
+        if hasattr(self, "_clock"):  # this process's wall and CPU seconds for fit (a resumed run: this part)
+            results["wall_s"] = time.perf_counter() - self._clock[0]
+            results["cpu_s"] = time.process_time() - self._clock[1]
         if self.main:
             (self.run_dir / "results.json").write_text(json.dumps(results, indent=2))
             if self.parts.export is not None:
                 self.parts.export(method, self.run_dir / "export")
+                from multissl.report.card import write_run_card
+
+                write_run_card(self.run_dir)  # README.md model card in export/ when it holds a model
         self.accelerator.wait_for_everyone()
         return results
