@@ -16,6 +16,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from multissl.errors import RecipeError, did_you_mean
 
 _MISSING = dataclasses.MISSING
+_BOOL_WORDS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False, "y": True, "n": False}
 
 
 def param(default: Any = _MISSING, help: str = "", **kwargs: Any) -> Any:
@@ -125,6 +126,8 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
+        if isinstance(value, str) and value.lower() in _BOOL_WORDS:  # YAML 1.1 words, read as text
+            return _BOOL_WORDS[value.lower()]
         raise RecipeError(f"Recipe key '{path}' must be true or false, got {value!r}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):

@@ -8,6 +8,7 @@ under the project's ``recipes/`` folder.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,26 @@ from multissl.config import from_dict, to_dict
 from multissl.errors import RecipeError, did_you_mean
 
 TOP_LEVEL = ("name", "description", "task", "train")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's booleans: only true / false (any case) are booleans.
+
+    YAML 1.1 also reads yes / no / on / off / y / n as booleans, so ``data.source=off`` became False:
+    here they stay the text the user typed, and a bool field accepts them (``config._convert``)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in rs if tag != "tag:yaml.org,2002:bool"]
+    for ch, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` with YAML 1.2 booleans (see :class:`_Loader`)."""
+    return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader subclass
 
 
 def recipes_root() -> Path:
@@ -31,7 +52,7 @@ def list_recipes() -> dict[str, tuple[Path, str]]:
     root = recipes_root()
     for path in sorted(root.glob("**/*.yaml")):
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = safe_load(path.read_text()) or {}
         except yaml.YAMLError:
             data = {}
         out[str(path.relative_to(root).with_suffix(""))] = (path, str(data.get("description", "")))
@@ -59,7 +80,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise RecipeError(f"Override '{text}' must look like key.sub=value")
     key, _, raw = text.partition("=")
     try:
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = safe_load(raw) if raw != "" else ""
     except yaml.YAMLError:
         value = raw
     return key.strip().split("."), value
@@ -127,7 +148,7 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe
     """Read, override and validate a recipe; every problem is a RecipeError naming the key."""
     path = resolve_recipe_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise RecipeError(f"Recipe {path} is not valid YAML: {exc}") from None
     data = apply_overrides(data or {}, overrides or [])

@@ -29,14 +29,24 @@ from multissl.errors import DataError
 KEY_FIELDS = ("url", "retrieval_idx", "idx")
 
 
+# MRR cut-off of each published protocol: CodeSearchNet / CodeXGLUE / GraphCodeBERT / AdvTest count ranks
+# beyond 1000 as 0; CoSQA's retrieval script ranks the whole code base with no cut-off.
+PROTOCOL_MRR_CUTOFF: dict[str, int | None] = {"codesearchnet": 1000, "codexglue": 1000, "advtest": 1000,
+                                              "cosqa": None}
+
+
 @dataclass
 class RetrievalSet:
-    """Queries, a code base, and the index of each query's code in the code base."""
+    """Queries, a code base, and the index of each query's code in the code base. ``protocol`` names the
+    published layout read (it sets the default MRR cut-off); ``candidates`` says what the queries are
+    ranked against, in words, for the output."""
 
     queries: list[str]
     codes: list[str]
     relevant: list[int]  # (Q,) index into ``codes``
     name: str = ""
+    protocol: str = "codesearchnet"
+    candidates: str = ""
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -45,14 +55,24 @@ class RetrievalSet:
         """The first ``n_queries`` queries with the WHOLE code base kept (distractors stay)."""
         if n_queries is None or n_queries >= len(self.queries):
             return self
-        return RetrievalSet(self.queries[:n_queries], self.codes, self.relevant[:n_queries], self.name)
+        return RetrievalSet(self.queries[:n_queries], self.codes, self.relevant[:n_queries], self.name,
+                            self.protocol, self.candidates)
 
     def slice_codebase(self, n: int | None) -> RetrievalSet:
         """Queries whose code lies in the first ``n`` codes, against that smaller code base."""
         if n is None or n >= len(self.codes):
             return self
         keep = [i for i, r in enumerate(self.relevant) if r < n]
-        return RetrievalSet([self.queries[i] for i in keep], self.codes[:n], [self.relevant[i] for i in keep], self.name)
+        return RetrievalSet([self.queries[i] for i in keep], self.codes[:n], [self.relevant[i] for i in keep], self.name,
+                            self.protocol, f"the first {n} of {len(self.codes)} codes (--max-codebase)")
+
+    def gold_only(self) -> RetrievalSet:
+        """The same queries ranked against only their own distinct gold codes (not the code base)."""
+        order = list(dict.fromkeys(self.relevant))
+        new = {old: i for i, old in enumerate(order)}
+        return RetrievalSet(self.queries, [self.codes[i] for i in order], [new[r] for r in self.relevant], self.name,
+                            self.protocol, f"GOLD-ONLY: the {len(order)} distinct gold codes of these queries, not the "
+                            f"code base of {len(self.codes)}")
 
 
 def _open(path: Path):
@@ -189,25 +209,56 @@ def build_retrieval(queries: list[dict[str, Any]], codebase: list[dict[str, Any]
     return RetrievalSet(qs, codes, relevant, name)
 
 
-def load_retrieval(path: str, split: str = "test", codebase: str | None = None) -> RetrievalSet:
+def _protocol(queries: list[dict[str, Any]], codebase_obj) -> str:
+    if isinstance(codebase_obj, dict) or (queries and "retrieval_idx" in queries[0]):
+        return "cosqa"
+    if codebase_obj is not None:
+        return "codexglue"
+    if queries and "idx" in queries[0] and "function_tokens" in queries[0]:
+        return "advtest"
+    return "codesearchnet"
+
+
+def load_retrieval(path: str, split: str = "test", codebase: str | None = None,
+                   candidates: str = "full") -> RetrievalSet:
     """A retrieval set from a folder (``<split>.jsonl[.gz]`` [+ ``codebase.jsonl`` / ``code_idx_map.txt``]),
-    a query file (+ optional ``codebase`` file), or ``hf:code_search_net[:language]``."""
+    a query file (+ the ``codebase`` file, or one found beside it), or ``hf:code_search_net[:language]``.
+
+    ``candidates='full'`` ranks against the whole code base of the layout: the separate code base when the
+    layout has one (CodeXGLUE, CoSQA), else the file's own codes (CodeSearchNet, AdvTest). A CoSQA query
+    file without its ``code_idx_map.txt`` is refused; ``candidates='gold-only'`` ranks against the queries'
+    own gold codes instead, and the set says so in ``candidates``."""
+    if candidates not in ("full", "gold-only"):
+        raise DataError(f"candidates must be 'full' or 'gold-only', got '{candidates}'")
     if path.startswith("hf:"):
-        return build_retrieval(_hf_records(path, split), None, path)
+        rset = build_retrieval(_hf_records(path, split), None, path)
+        rset.candidates = f"the {len(rset.codes)} codes of {path} split {split}"
+        return rset.gold_only() if candidates == "gold-only" else rset
     p = resolve_data_path(path, "code-search data")
     cb_path: Path | None = resolve_data_path(codebase, "code base") if codebase else None
     if p.is_dir():
         q_path = _find_split(p, split)
         if q_path is None:
-            raise DataError(f"{p} has no {split}.jsonl[.gz] / *{split}*.json; pass the query file itself")
-        cb_path = cb_path or _find_codebase(p)
+            raise DataError(f"{p} has no {split}.jsonl[.gz] / *{split}*.json; choose --split, or pass the query "
+                            "file with --codebase FILE (its code base: codebase.jsonl / code_idx_map.txt)")
     else:
         q_path = p
+    cb_path = cb_path or _find_codebase(q_path.parent)
     queries = read_records(q_path)
     if isinstance(queries, dict):
         raise DataError(f"{q_path} is a mapping, not a list of query records")
-    cb = records_from_codebase(read_records(cb_path)) if cb_path is not None else None
-    return build_retrieval(queries, cb, str(q_path))
+    cb_obj = read_records(cb_path) if cb_path is not None else None
+    protocol = _protocol(queries, cb_obj)
+    if cb_obj is None and protocol == "cosqa" and candidates == "full":
+        raise DataError(f"{q_path} is a CoSQA query file: its code base is code_idx_map.txt, not found beside it. "
+                        "Pass --codebase PATH/code_idx_map.txt, or --candidates gold-only to rank against the "
+                        "queries' own gold codes only (not comparable to published figures)")
+    cb = records_from_codebase(cb_obj) if cb_obj is not None else None
+    rset = build_retrieval(queries, cb, str(q_path))
+    rset.protocol = protocol
+    rset.candidates = (f"the code base {cb_path.name} ({len(rset.codes)} codes)" if cb is not None else
+                       f"the {len(rset.codes)} distinct codes of {q_path.name} itself")
+    return rset.gold_only() if candidates == "gold-only" else rset
 
 
 def load_pairs(path: str, split: str = "train") -> list[tuple[str, str]]:

@@ -186,14 +186,16 @@ class CoCoSoDa(_DualEncoderMethod):
 
 class CodeSearchFineTune(_DualEncoderMethod):
     """The fine-tuning stage: in-batch InfoNCE query -> code (the official ``scores * 20``, i.e.
-    temperature 0.05), the other codes of the batch as negatives.
+    temperature 0.05), the other codes of the batch as negatives (UniXcoder, Guo et al., ACL 2022; the
+    stage CoCoSoDa is followed by). Mean pooling over non-pad tokens, L2-normalised, one shared encoder.
 
-    Reference code: microsoft/CodeBERT (``UniXcoder/downstream-tasks/code-search/run.py``).
+    Reference code: microsoft/CodeBERT (``UniXcoder/downstream-tasks/code-search/run.py``, ``model.py``).
 
     Deviations from the reference code:
-    - ``symmetric=True`` (off by default) also trains code -> query.
-    - Under several processes the codes of every process are negatives (the reference runs
-      DataParallel on one machine: one batch).
+    - ``symmetric=True`` (off by default) adds the code -> query direction; the reference has query ->
+      code only.
+    - across processes the negatives are the gathered global batch (the reference trains one process
+      with DataParallel, whose batch is already global): the same loss.
     """
 
     def __init__(self, encoder: HFEncoder, temperature: float = 0.05, symmetric: bool = False) -> None:

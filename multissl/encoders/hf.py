@@ -139,14 +139,52 @@ class HFEncoder(nn.Module):
         self.train(was_training)
         return torch.cat(out).cpu() if out else torch.zeros(0, self.hidden_size)
 
-    def save_pretrained(self, path: str | Path, normalize: bool = False) -> Path:
+    def base_pipeline(self) -> dict[str, Any]:
+        """The sentence-transformers pipeline of the model this encoder was loaded from (empty when it has
+        none): module types in order, ``max_seq_length``, ``do_lower_case`` and its
+        ``config_sentence_transformers.json``. An export keeps these unless told otherwise."""
+        if not self.name_or_path:  # built from a bare model (e.g. MLM from scratch): no base pipeline
+            return {}
+        try:
+            folder = Path(resolve_model(self.name_or_path))
+        except MultisslError:
+            return {}
+        if not (folder / "modules.json").is_file():
+            return {}
+        out: dict[str, Any] = {"modules": [m.get("type", "") for m in json.loads((folder / "modules.json").read_text())]}
+        sbert = folder / "sentence_bert_config.json"
+        if sbert.is_file():
+            out.update(json.loads(sbert.read_text()))
+        extra = folder / "config_sentence_transformers.json"
+        if extra.is_file():
+            out["config_sentence_transformers"] = json.loads(extra.read_text())
+        return out
+
+    def save_pretrained(self, path: str | Path, normalize: bool | None = None,
+                        max_seq_length: int | None = None) -> Path:
         """Write a folder for ``AutoModel.from_pretrained`` AND ``SentenceTransformer(path)``.
 
         sentence-transformers reads ``modules.json`` (Transformer -> Pooling [-> Normalize]),
-        ``sentence_bert_config.json`` (max length) and ``1_Pooling/config.json`` (pooling mode).
+        ``sentence_bert_config.json`` (max length) and ``1_Pooling/config.json`` (pooling mode). The base
+        model's pipeline is kept unless an argument changes it, so the export is a drop-in replacement:
+        ``normalize=None`` keeps the base's ``Normalize`` module (none if the base has no pipeline),
+        ``max_seq_length=None`` keeps the base's ``max_seq_length`` (else this encoder's ``max_length``).
+        Base modules multissl does not train (e.g. ``Dense``) cannot be carried over: a warning names them.
         """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        base = self.base_pipeline()
+        base_types = [t.rsplit(".", 1)[-1] for t in base.get("modules", [])]
+        if normalize is None:
+            normalize = "Normalize" in base_types
+        if max_seq_length is None:
+            max_seq_length = int(base.get("max_seq_length") or self.max_length)
+        dropped = [t for t in base_types if t not in ("Transformer", "Pooling", "Normalize")]
+        if dropped:
+            import warnings
+
+            warnings.warn(f"export of {self.name_or_path}: its sentence-transformers modules {dropped} are not "
+                          "trained by multissl and are left out; the export ends at Pooling/Normalize", stacklevel=2)
         self.model.save_pretrained(path, safe_serialization=True)
         self.tokenizer.save_pretrained(path)
         modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -156,8 +194,11 @@ class HFEncoder(nn.Module):
                             "type": "sentence_transformers.models.Normalize"})
             (path / "2_Normalize").mkdir(exist_ok=True)
         (path / "modules.json").write_text(json.dumps(modules, indent=2))
-        (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": self.max_length,
-                                                                     "do_lower_case": False}, indent=2))
+        (path / "sentence_bert_config.json").write_text(json.dumps(
+            {"max_seq_length": max_seq_length, "do_lower_case": bool(base.get("do_lower_case", False))}, indent=2))
+        if "config_sentence_transformers" in base:
+            (path / "config_sentence_transformers.json").write_text(
+                json.dumps(base["config_sentence_transformers"], indent=2))
         mode = {"mean": "mean", "cls": "cls", "cls_before_pooler": "cls", "max": "max"}.get(self.pooling)
         if mode is None:
             raise MultisslError("pooling 'pooler' cannot be expressed as a sentence-transformers Pooling module; "

@@ -73,8 +73,9 @@ def retrieval_metrics(
 ) -> dict[str, float]:
     """MRR, R@K (hit rate: any relevant item in the top K), Recall@K (fraction of relevant items)
     and NDCG@K of ranking ``keys`` for every query. ``relevant``: (Q,) key index per query, or a list of
-    key-index lists."""
-    depth = max(max(ks), mrr_cutoff or 0)
+    key-index lists. ``mrr_cutoff=None`` ranks every key (MRR without a cut-off; it used to stop at
+    max(ks), an MRR@10 in disguise)."""
+    depth = keys.shape[0] if mrr_cutoff is None else max(max(ks), mrr_cutoff)
     _, idx = topk_retrieval(queries, keys, depth, batch_size, normalize, exclude)
     hits = relevance_of(idx, relevant)
     n_rel = num_relevant(relevant)

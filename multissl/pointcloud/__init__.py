@@ -1,3 +1,6 @@
-"""Point-cloud adapter: Point-MAE (Pang et al., ECCV 2022) on object clouds and equivariant
-spatio-temporal self-supervision for LiDAR BEV detection (Hegde et al., ECCV 2024), with open3d I/O,
-a procedural labelled shape set and a RaycastingScene LiDAR simulator."""
+"""Point-cloud adapter, two families on shared I/O and geometry (``io``, ``ops``, ``o3d``, ``cache``):
+
+* ``objects``: Point-MAE (Pang et al., ECCV 2022) on object clouds (procedural set, ModelNet, ScanObjectNN);
+* ``lidar``: equivariant spatio-temporal self-supervision for LiDAR BEV detection (Hegde et al.,
+  ECCV 2024) on a RaycastingScene simulator and real KITTI / nuScenes scans.
+"""

@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
         if n <= 8192:
             rows.append(Measurement("pointcloud", what, t_ours, timed(loop_ref, 1, sync), "s", "per-cloud torch loop",
                                     higher_is_better=False, extra={"device": str(dev)}))
-    from multissl.pointcloud.pointmae import PointEncoder, PointMAE
+    from multissl.pointcloud.objects.pointmae import PointEncoder, PointMAE
 
     torch.manual_seed(0)
     mae = PointMAE(PointEncoder()).to(dev)  # the paper configuration

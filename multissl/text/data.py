@@ -7,9 +7,12 @@ STS sets (gold score per pair, Spearman of cosine similarities):
 - STS Benchmark release layout: TAB-separated ``genre, file, year, id, score, sentence1, sentence2``
   (extra trailing fields ignored; ``.gz`` allowed); SentEval's ``STSBenchmark/sts-{split}.csv`` is the same;
 - SentEval STS12-16: a folder of ``STS.input.<name>.txt`` (TAB-separated pairs) with ``STS.gs.<name>.txt``
-  (one gold score per line, empty = unscored pair, dropped), or one such input file;
+  (one gold score per line, empty = unscored pair, dropped), either file gzipped or not, or one such
+  input file; results are keyed by year (``STS14/headlines``) via :func:`sts_label`;
 - SICK-R: ``SICK_train.txt`` / ``SICK_trial.txt`` / ``SICK_test_annotated.txt`` (header row with
-  ``sentence_A, sentence_B, relatedness_score``), or a folder holding them (pick with ``split``);
+  ``sentence_A, sentence_B, relatedness_score``), or the full release ``SICK.txt`` whose ``SemEval_set``
+  column (TRAIN / TRIAL / TEST) gives the split (``test`` = the 4,927 pairs papers report), or a folder
+  holding either (pick with ``split``);
 - ``hf:NAME[:SPLIT]`` (e.g. ``hf:sentence-transformers/stsb:test``, ``hf:mteb/sickr-sts:test``).
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,12 +115,13 @@ def load_sentences(source: str, column: str | None = None, limit: int | None = N
 
 @dataclass
 class STSPairs:
-    """Sentence pairs with gold similarity scores."""
+    """Sentence pairs with gold similarity scores; ``note`` says which pairs of the source were kept."""
 
     s1: list[str]
     s2: list[str]
     scores: torch.Tensor  # (N,) float
     name: str = "sts"
+    note: str = ""
 
     def __len__(self) -> int:
         return len(self.s1)
@@ -124,7 +129,8 @@ class STSPairs:
     def head(self, n: int | None) -> STSPairs:
         if n is None or n >= len(self):
             return self
-        return STSPairs(self.s1[:n], self.s2[:n], self.scores[:n], self.name)
+        return STSPairs(self.s1[:n], self.s2[:n], self.scores[:n], self.name,
+                        f"first {n} of {len(self)} pairs" + (f"; {self.note}" if self.note else ""))
 
 
 def _stsb_file(path: Path) -> STSPairs:
@@ -148,16 +154,28 @@ def _stsb_file(path: Path) -> STSPairs:
     return STSPairs(s1, s2, torch.tensor(y), _stem(path))
 
 
+SENTEVAL_INPUT = ("STS.input.*.txt", "STS.input.*.txt.gz")
+
+
+def _senteval_gold(path: Path) -> Path:
+    """``STS.gs.<name>.txt`` beside ``STS.input.<name>.txt[.gz]`` (either compressed or not)."""
+    stem = _stem(path).replace("STS.input.", "STS.gs.")
+    for cand in (path.with_name(stem), path.with_name(stem + ".gz")):
+        if cand.exists():
+            return cand
+    raise DataError(f"{path}: gold file {stem}[.gz] not found beside it")
+
+
 def _senteval_input(path: Path) -> STSPairs:
-    gold = path.with_name(path.name.replace("STS.input.", "STS.gs."))
-    if not gold.exists():
-        raise DataError(f"{path}: gold file {gold.name} not found beside it")
+    gold = _senteval_gold(path)
     with _open_text(path) as fh:
         pairs = [line.rstrip("\n").split("\t") for line in fh]
     with _open_text(gold) as fh:
         scores = [line.strip() for line in fh]
+    if pairs and pairs[-1] == [""]:
+        pairs.pop()
     if len(pairs) != len(scores):
-        raise DataError(f"{path}: {len(pairs)} pairs but {len(scores)} gold lines")
+        raise DataError(f"{path}: {len(pairs)} pairs but {len(scores)} gold lines in {gold.name}")
     s1, s2, y = [], [], []
     for p, s in zip(pairs, scores, strict=True):
         if s == "" or len(p) < 2:  # SentEval drops unscored pairs
@@ -165,24 +183,45 @@ def _senteval_input(path: Path) -> STSPairs:
         s1.append(p[0])
         s2.append(p[1])
         y.append(float(s))
-    return STSPairs(s1, s2, torch.tensor(y), _stem(path).replace("STS.input.", "").removesuffix(".txt"))
+    dropped = len(pairs) - len(s1)
+    note = f"{dropped} unscored pairs dropped (SentEval)" if dropped else ""
+    return STSPairs(s1, s2, torch.tensor(y), _stem(path).replace("STS.input.", "").removesuffix(".txt"), note)
 
 
-def _sick_file(path: Path) -> STSPairs:
+SICK_SETS = {"train": "TRAIN", "dev": "TRIAL", "trial": "TRIAL", "valid": "TRIAL", "test": "TEST"}
+SICK_FILES = {"train": "SICK_train.txt", "dev": "SICK_trial.txt", "trial": "SICK_trial.txt",
+              "test": "SICK_test_annotated.txt"}
+
+
+def _sick_file(path: Path, split: str | None = None) -> STSPairs:
+    """A SICK file. The full release (``SICK.txt``) has a ``SemEval_set`` column (TRAIN / TRIAL / TEST):
+    ``split`` picks those rows (``all`` keeps every pair) and the note says how many were scored."""
     with _open_text(path) as fh:
         header = fh.readline().rstrip("\n").split("\t")
         try:
             a, b, r = header.index("sentence_A"), header.index("sentence_B"), header.index("relatedness_score")
         except ValueError:
-            raise DataError(f"{path}: not a SICK file (header {header})") from None
-        s1, s2, y = [], [], []
-        for line in fh:
-            f = line.rstrip("\n").split("\t")
-            if len(f) > max(a, b, r):
-                s1.append(f[a])
-                s2.append(f[b])
-                y.append(float(f[r]))
-    return STSPairs(s1, s2, torch.tensor(y), "SICKRelatedness")
+            raise DataError(f"{path}: not a SICK file (header {header[:6]})") from None
+        col = header.index("SemEval_set") if "SemEval_set" in header else None
+        rows = [line.rstrip("\n").split("\t") for line in fh if line.strip()]
+    width = max(a, b, r) if col is None else max(a, b, r, col)
+    rows = [f for f in rows if len(f) > width]
+    total = len(rows)
+    note = ""
+    if col is not None and split not in (None, "all", ""):
+        want = SICK_SETS.get(split)
+        if want is None:
+            raise DataError(f"{path}: unknown split '{split}' for SICK's SemEval_set; use train, dev (TRIAL), test "
+                            "or all")
+        rows = [f for f in rows if f[col].strip().upper() == want]
+        if not rows:
+            raise DataError(f"{path}: no pair has SemEval_set={want}")
+        note = f"SemEval_set={want}: {len(rows)} of {total} pairs"
+    elif col is not None:
+        note = f"all {total} pairs (every SemEval_set)"
+    name = "SICK-R" + (f"/{split}" if col is not None and split not in (None, "", "all") else "")
+    return STSPairs([f[a] for f in rows], [f[b] for f in rows], torch.tensor([float(f[r]) for f in rows]), name,
+                    note)
 
 
 def _hf_sts(source: str) -> STSPairs:
@@ -199,8 +238,33 @@ def _hf_sts(source: str) -> STSPairs:
 
 
 def _concat(parts: list[STSPairs], name: str) -> STSPairs:
+    notes = [f"{p.name}: {p.note}" for p in parts if p.note]
     return STSPairs([s for p in parts for s in p.s1], [s for p in parts for s in p.s2],
-                    torch.cat([p.scores for p in parts]), name)
+                    torch.cat([p.scores for p in parts]), name, "; ".join(notes))
+
+
+_YEAR = re.compile(r"STS(\d\d)")
+
+
+def sts_label(source: str) -> str:
+    """A short label of an STS source for result keys: ``STS12`` for a SentEval ``STS12-en-test`` folder
+    (or a file inside one), else the folder / file name. Keys carry it so years never collide."""
+    if source.startswith("hf:"):
+        return source[3:]
+    path = Path(source)
+    for part in (path.name, path.parent.name):
+        m = _YEAR.match(part)
+        if m:
+            return f"STS{m.group(1)}"
+    return path.name
+
+
+def _senteval_inputs(path: Path) -> list[Path]:
+    found: dict[str, Path] = {}
+    for pattern in SENTEVAL_INPUT:
+        for p in sorted(path.glob(pattern)):
+            found.setdefault(_stem(p), p)  # a plain copy wins over its .gz twin
+    return [found[k] for k in sorted(found)]
 
 
 def load_sts(source: str, split: str = "test") -> list[STSPairs]:
@@ -209,21 +273,25 @@ def load_sts(source: str, split: str = "test") -> list[STSPairs]:
         return [_hf_sts(source)]
     path = resolve_data_path(source, "STS data")
     if path.is_dir():
-        inputs = sorted(path.glob("STS.input.*.txt"))
+        inputs = _senteval_inputs(path)
         if inputs:
             return [_senteval_input(p) for p in inputs]
-        sick = {"train": "SICK_train.txt", "dev": "SICK_trial.txt", "test": "SICK_test_annotated.txt"}
-        if (path / sick.get(split, "")).exists():
-            return [_sick_file(path / sick[split])]
+        sick = path / SICK_FILES.get(split, "")
+        if split in SICK_FILES and sick.is_file():
+            return [_sick_file(sick)]
+        for full in ("SICK.txt", "SICK.txt.gz"):
+            if (path / full).exists():
+                return [_sick_file(path / full, split)]
         for cand in (f"sts-{split}.csv", f"sts-{split}.csv.gz"):
             if (path / cand).exists():
                 return [_stsb_file(path / cand)]
-        raise DataError(f"{path}: no STS files found (STS.input.*.txt, SICK_*.txt or sts-{split}.csv[.gz])")
-    name = path.name
+        raise DataError(f"{path}: no STS files found (STS.input.*.txt[.gz], SICK.txt, SICK_*.txt or "
+                        f"sts-{split}.csv[.gz])")
+    name = _stem(path)
     if name.startswith("STS.input."):
         return [_senteval_input(path)]
     if name.startswith("SICK"):
-        return [_sick_file(path)]
+        return [_sick_file(path, split)]
     return [_stsb_file(path)]
 
 
@@ -231,3 +299,33 @@ def load_sts_all(source: str, split: str = "test") -> STSPairs:
     """All subsets at ``source`` concatenated (SentEval's 'all' setting, as SimCSE reports)."""
     parts = load_sts(source, split)
     return parts[0] if len(parts) == 1 else _concat(parts, Path(source).name)
+
+
+# The table SimCSE / SentEval papers print: STS12-16 ("all" over each year's subsets), STS-B test, SICK-R test.
+SENTEVAL_SUITE = ("STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness")
+
+
+def find_senteval_suite(root: str) -> dict[str, Path]:
+    """The seven SentEval STS sources under ``root`` (SentEval's ``data/downstream`` or any folder holding
+    ``STS/STS12-en-test`` .. ``STS16-en-test``, ``STSBenchmark/sts-test.csv[.gz]`` and ``SICK/`` with
+    ``SICK_test_annotated.txt`` or ``SICK.txt``). Fails naming every missing one: the table is all or none."""
+    base = resolve_data_path(root, "SentEval folder")
+    if not base.is_dir():
+        raise DataError(f"--suite senteval needs a folder, got the file {base}")
+    dirs = [base, *sorted(p for p in base.rglob("*") if p.is_dir())]
+    found: dict[str, Path] = {}
+    for d in dirs:
+        m = _YEAR.match(d.name)
+        if m and f"STS{m.group(1)}" in SENTEVAL_SUITE and _senteval_inputs(d):
+            found.setdefault(f"STS{m.group(1)}", d)
+        if "STSBenchmark" not in found and any((d / f).exists() for f in ("sts-test.csv", "sts-test.csv.gz")):
+            found["STSBenchmark"] = d
+        if "SICKRelatedness" not in found and any((d / f).exists() for f in
+                                                  ("SICK_test_annotated.txt", "SICK.txt", "SICK.txt.gz")):
+            found["SICKRelatedness"] = d
+    missing = [k for k in SENTEVAL_SUITE if k not in found]
+    if missing:
+        raise DataError(f"{base}: the SentEval STS table needs {', '.join(missing)} (looked for STS1x-en-test folders "
+                        "of STS.input.*.txt[.gz], sts-test.csv[.gz], SICK_test_annotated.txt or SICK.txt); "
+                        "pass --data for the sets you have instead of --suite")
+    return {k: found[k] for k in SENTEVAL_SUITE}

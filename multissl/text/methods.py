@@ -84,15 +84,22 @@ class SentenceEmbedder(Method):
 
 
 class SimCSE(SentenceEmbedder):
-    """Unsupervised SimCSE (Gao et al. 2021): dropout views, in-batch InfoNCE at temperature 0.05.
+    """Unsupervised SimCSE (Gao, Yao, Chen, EMNLP 2021, "SimCSE: Simple Contrastive Learning of Sentence
+    Embeddings"): each sentence encoded twice with dropout, the two views a positive pair, the other
+    sentences of the batch negatives, cross-entropy over cosine / 0.05; an MLP (Linear + Tanh) over the
+    pooled vector at train time only (``mlp='train'``, the reference's ``mlp_only_train``).
 
-    Reference code: princeton-nlp/SimCSE (``simcse/models.py``).
+    Reference code: princeton-nlp/SimCSE (``simcse/models.py`` ``cl_forward``, ``train.py``).
 
     Deviations from the reference code:
-    - Pooling is the encoder's setting (the reference's unsupervised recipe pools [CLS] with the MLP at
-      train time only, ``mlp="train"`` here).
-    - Under several processes the gathered embeddings keep their gradients (the reference all-gathers
-      without gradients and puts the local copy back): same loss, gradients of the global-batch loss.
+    - the MLP follows ``mlp`` whatever the pooling; the reference adds it only for ``pooler_type=cls``
+      (the MiniLM recipes pool by mean with ``method.mlp=none``, which matches it): one switch instead of
+      a rule tied to the pooling.
+    - across processes the loss takes the local rows against all gathered columns with gradients through
+      every rank (open_clip's local loss), where the reference computes every row on every rank with
+      gradients through its own slice only: both give the gradient of the global-batch loss.
+    - ``gradcache_chunk > 0`` (off by default) computes the same loss and gradients in chunks; the
+      reference has no such option.
     """
 
     def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
@@ -155,12 +162,21 @@ class ESimCSE(SentenceEmbedder):
 
 
 class WhitenedCSE(SentenceEmbedder):
-    """WhitenedCSE (Zhuo et al., ACL 2023): shuffled-group-whitening head over ``num_pos`` dropout views.
+    """WhitenedCSE (Zhuo et al., ACL 2023, "WhitenedCSE: Whitening-based Contrastive Learning of Sentence
+    Embeddings"): ``num_pos`` dropout views of each sentence; the train-time head is shuffled group
+    whitening -> Linear -> Tanh; loss = sum over k = 2..num_pos of CE(cos(z1, z_k) / 0.05). Evaluation
+    uses the pooled vector without the head.
 
-    Reference code: SuperSupermoon/WhitenedCSE.
+    Reference code: SupstarZh/WhitenedCSE (``whitenedcse/models.py``, ``shuffled_group_whitening.py``).
 
-    Deviations from the reference code: not yet compared line by line; the head and loss follow the
-    paper's equations (whitening -> Linear -> Tanh per view, sum of InfoNCE of view 1 with each other).
+    Deviations from the reference code:
+    - each view is whitened on its own, as the paper describes; the reference splits the flattened
+      (sample-major, views interleaved) batch into three contiguous thirds, so its groups mix views and
+      samples in a way that depends on the batch layout.
+    - gradients flow through the whitening matrix by default; the reference rebuilds the covariance as
+      a new leaf tensor, so none does: ``method.detach_whitening=true`` matches it.
+    - ``eps`` (1e-5) is added to the covariance eigenvalues for stability; the reference adds none.
+    - ``num_pos`` is a setting (the reference hard-codes three views in the whitening layer).
     """
 
     def __init__(self, encoder: HFEncoder, temperature: float = 0.05, gradcache_chunk: int = 0, num_pos: int = 3,
@@ -183,19 +199,22 @@ class WhitenedCSE(SentenceEmbedder):
 
 
 class MaskedLM(Method):
-    """Masked language modelling (Devlin et al. 2019) on any ``AutoModelForMaskedLM``.
+    """Masked language modelling (Devlin et al., NAACL 2019, "BERT") on any ``AutoModelForMaskedLM``:
+    15% of the non-special tokens chosen, 80% of them replaced by [MASK], 10% by a random token, 10% kept.
 
-    Reference code: huggingface/transformers ``DataCollatorForLanguageModeling`` (80/10/10 masking).
+    Reference code: google-research/bert (``create_pretraining_data.py``, ``run_pretraining.py``) as
+    transformers' ``DataCollatorForLanguageModeling`` re-implements it.
 
     Deviations from the reference code:
-    - Vocabulary logits are computed at the masked positions only (same loss, a fraction of the
-      compute); architectures without a known MLM head fall back to the model's own full loss.
+    - masking is dynamic (drawn per batch, as RoBERTa and the transformers collator), not fixed once
+      when the data are written; no next-sentence prediction (RoBERTa showed it does not help).
+    - the vocabulary logits are computed at the masked positions only (same loss, a fraction of the cost).
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any, rate: float = 0.15, pooling: str = "mean",
-                 max_length: int = 128) -> None:
+                 max_length: int = 128, base_name: str = "") -> None:
         super().__init__()
-        self.model, self.rate = model, rate
+        self.model, self.rate, self.base_name = model, rate, base_name
         self.tokenizer, self.pooling, self.max_length = tokenizer, pooling, max_length
         self.special_ids = sorted(set(tokenizer.all_special_ids))
 
@@ -230,5 +249,5 @@ class MaskedLM(Method):
 
     def hf_encoder(self) -> HFEncoder:
         """The backbone (no MLM head) as an encoder to evaluate / export; built on the fly (not a submodule)."""
-        return HFEncoder(pooling=self.pooling, max_length=self.max_length, model=self.base(),
+        return HFEncoder(self.base_name, pooling=self.pooling, max_length=self.max_length, model=self.base(),
                          tokenizer=self.tokenizer)

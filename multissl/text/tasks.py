@@ -41,7 +41,8 @@ class TextModel:
     pooling: Pooling = param("cls", "pooling; SimCSE: 'cls' (raw [CLS] = cls_before_pooler at evaluation); "
                                      "'mean' for MiniLM-style models")
     max_length: int = param(32, "training max tokens per sentence (SimCSE: 32)")
-    eval_max_length: int = param(128, "max tokens at evaluation and in the exported folder")
+    eval_max_length: int = param(128, "max tokens at evaluation (the exported folder keeps the base model's "
+                                            "sentence-transformers max_seq_length)")
     dropout: float | None = param(0.1, "hidden + attention dropout of the encoder (SimCSE: 0.1); null keeps the model's")
 
 
@@ -87,7 +88,8 @@ class MLMModel:
     intermediate_size: int = param(1024, "feed-forward width of the from-scratch BERT")
     dropout: float = param(0.1, "hidden + attention dropout (BERT: 0.1)")
     max_length: int = param(32, "training max tokens per sentence")
-    eval_max_length: int = param(128, "max tokens at evaluation and in the exported folder")
+    eval_max_length: int = param(128, "max tokens at evaluation (the exported folder keeps the base model's "
+                                            "sentence-transformers max_seq_length)")
     pooling: Pooling = param("mean", "pooling of the exported encoder and of the STS validation")
 
 
@@ -252,7 +254,7 @@ class MLMTask(_ContrastiveTask):
             model = BertForMaskedLM(config)
         from multissl.text.methods import MaskedLM
 
-        method = MaskedLM(model, tok, cfg.method.mask_rate, m.pooling, m.eval_max_length)
+        method = MaskedLM(model, tok, cfg.method.mask_rate, m.pooling, m.eval_max_length, base_name=m.name or "")
         sentences = load_sentences(cfg.data.train, cfg.data.column, cfg.data.limit)
         evaluate, final = sts_evaluators(cfg.data, m.eval_max_length)
         return TaskParts(method, SequenceDataset(sentences), collate_fn=TokenizeCollate(tok, m.max_length),

@@ -1,5 +1,5 @@
 """``multissl bench vl``: pairs/s of one ITC training step (forward, backward, AdamW step) in multissl
-(``VLMethod`` with ``info_nce``) vs open_clip (``CustomTextCLIP`` built on the SAME towers: the timm
+(:class:`multissl.vl.clip.CLIP` with ``info_nce``) vs open_clip (``CustomTextCLIP`` built on the SAME towers: the timm
 image backbone from scratch and the Hugging Face text tower, mean pooling, linear projections, with
 open_clip's ``ClipLoss``), same batch, resolution and precision (bf16 autocast on GPU, fp32 on CPU)."""
 
@@ -49,16 +49,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from multissl.bench.harness import Measurement, record
     from multissl.encoders.hf import HFEncoder, resolve_model
-    from multissl.vl.methods import VLMethod
+    from multissl.vl.clip import CLIP
     from multissl.vl.models import ImageTower
 
     device = torch.device(a.device)
     dtype = torch.bfloat16 if device.type == "cuda" else None
     torch.manual_seed(0)
     text_path = resolve_model(a.text_tower)
-    ours = VLMethod(ImageTower(f"timm:{a.image_tower}", a.image_size), HFEncoder(text_path, max_length=a.max_length),
-                    text_pooling="mean", momentum_distill=False, itm=False, mlm=False, itc_loss="multissl",
-                    temperature_param="log_inverse", temperature_min=0.01).to(device)
+    ours = CLIP(ImageTower(f"timm:{a.image_tower}", a.image_size), HFEncoder(text_path, max_length=a.max_length),
+                text_pooling="mean", itc_loss="multissl", temperature_param="log_inverse",
+                temperature_min=0.01).to(device)
     peer = open_clip.CustomTextCLIP(
         256, vision_cfg={"timm_model_name": a.image_tower, "timm_pool": "avg", "timm_proj": "linear",
                          "image_size": a.image_size, "timm_model_pretrained": False},

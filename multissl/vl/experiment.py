@@ -2,7 +2,7 @@
 budget, with the zero-shot (untrained) test figures, wall times and a mean +- std table.
 
     python -m multissl.vl.experiment --recipes vl/clip-flickr8k vl/albef-flickr8k vl/tcl-flickr8k \
-        --seeds 0 1 2 --out runs/vl-ablation.jsonl -- data.path=/work/shared/data/vl/captions.jsonl train.epochs=10
+        --seeds 0 1 2 --out runs/vl-ablation.jsonl -- data.path=path/to/vl/captions.jsonl train.epochs=10
     python -m multissl.vl.experiment --table runs/vl-ablation.jsonl
 """
 

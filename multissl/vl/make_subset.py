@@ -1,7 +1,7 @@
 """Build ``data/flickr8k-mini`` from the staged Flickr8k subset: the first N images of each split of
 ``captions.jsonl`` (file order), copied unchanged with their 5 captions, plus the terms note.
 
-    python -m multissl.vl.make_subset /work/shared/data/vl data/flickr8k-mini --train 150 --val 50 --test 50
+    python -m multissl.vl.make_subset path/to/vl data/flickr8k-mini --train 150 --val 50 --test 50
 """
 
 from __future__ import annotations

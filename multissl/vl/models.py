@@ -9,6 +9,7 @@ BERT-family tower (the 6-layer all-MiniLM-L6-v2 by default) can be used.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -23,11 +24,13 @@ class ImageTower(nn.Module):
 
     Names: ``timm:<model>`` (ViTs give [CLS] + patch tokens, CNNs the flattened last feature map with
     its mean as global token), ``open_clip:<config>`` (a ViT visual tower with ``output_tokens``; a
-    ModifiedResNet gives its last feature map), ``torchvision:<model>`` (a ResNet's last feature map).
-    ``pretrained`` is a timm flag / open_clip tag (online users); offline everything starts from scratch.
+    ModifiedResNet gives its last feature map), ``torchvision:<model>`` (a ResNet's last feature map),
+    ``hf:<hub id or folder>`` (transformers ``AutoModel``: ViT-style token states, or a ConvNet's feature
+    map). ``pretrained`` is read per library by :mod:`multissl.vl.weights` (a flag, a tag or a local
+    file); weights that cannot be fetched fail at once with one line saying how to pass a file.
     """
 
-    def __init__(self, name: str = "timm:resnet18", image_size: int = 224, pretrained: str | bool = False,
+    def __init__(self, name: str = "timm:resnet18", image_size: int = 224, pretrained: str | bool = "",
                  **kwargs) -> None:
         super().__init__()
         lib, _, model = name.partition(":")
@@ -37,16 +40,23 @@ class ImageTower(nn.Module):
         if lib == "timm":
             import timm
 
+            from multissl.vl.weights import timm_weights
+
             extra = dict(kwargs)
             if "vit" in model or "deit" in model:
                 extra.setdefault("img_size", image_size)
-            self.backbone = timm.create_model(model, pretrained=bool(pretrained), num_classes=0, **extra)
+            weights = timm_weights(model, pretrained)
+            if isinstance(weights, Path):
+                extra["pretrained_cfg_overlay"] = {"file": str(weights)}
+            self.backbone = timm.create_model(model, pretrained=bool(weights), num_classes=0, **extra)
             self.kind = "vit" if hasattr(self.backbone, "cls_token") else "cnn"
             self.width = int(self.backbone.num_features)
         elif lib == "open_clip":
             import open_clip
 
-            tag = pretrained if isinstance(pretrained, str) and pretrained else None
+            from multissl.vl.weights import open_clip_weights
+
+            tag = open_clip_weights(model, pretrained)
             clip = open_clip.create_model(model, pretrained=tag, force_image_size=image_size)
             self.backbone = clip.visual
             if hasattr(self.backbone, "output_tokens"):
@@ -61,13 +71,48 @@ class ImageTower(nn.Module):
         elif lib == "torchvision":
             import torchvision
 
+            from multissl.vl.weights import as_flag, local_file
+
             net = getattr(torchvision.models, model)(weights=None)
+            file = local_file(pretrained)
+            if file is not None:  # a state dict: safetensors, or torch.load with weights_only (no pickle code)
+                if file.suffix == ".safetensors":
+                    from safetensors.torch import load_file
+
+                    state = load_file(str(file))
+                else:
+                    state = torch.load(file, map_location="cpu", weights_only=True)
+                net.load_state_dict(state)
+            elif as_flag(pretrained):
+                raise RecipeError("torchvision towers load pretrained weights from a local state-dict file only "
+                                  "(no download here): model.image_pretrained=/path/to/resnet50.pth")
             self.width = int(net.fc.in_features)
             net.fc, net.avgpool = nn.Identity(), nn.Identity()
             self.backbone = nn.Sequential(*list(net.children())[:-2])
             self.kind = "torchvision_cnn"
+        elif lib == "hf":
+            from transformers import AutoConfig, AutoModel
+
+            from multissl.encoders.hf import _load_error, resolve_model
+            from multissl.vl.weights import hf_weights
+
+            load = hf_weights(model, pretrained)
+            try:
+                path = resolve_model(model)
+                self.backbone = AutoModel.from_pretrained(path) if load else \
+                    AutoModel.from_config(AutoConfig.from_pretrained(path))
+            except Exception as exc:  # noqa: BLE001 - hub / file errors come in many types
+                raise _load_error(model, exc) from None
+            cfg = self.backbone.config
+            sizes = getattr(cfg, "hidden_sizes", None)
+            self.width = int(sizes[-1] if sizes else cfg.hidden_size)
+            import inspect
+
+            self._interpolate = "interpolate_pos_encoding" in inspect.signature(self.backbone.forward).parameters
+            self.kind = "hf"
         else:
-            raise RecipeError(f"image tower '{name}': use 'timm:<model>', 'open_clip:<config>' or 'torchvision:<model>'")
+            raise RecipeError(f"image tower '{name}': use 'timm:<model>', 'open_clip:<config>', 'torchvision:<model>' "
+                              "or 'hf:<hub id or folder>'")
 
     def _grid(self, fmap: torch.Tensor) -> torch.Tensor:
         tokens = fmap.flatten(2).transpose(1, 2)  # (B, HW, C)
@@ -80,6 +125,10 @@ class ImageTower(nn.Module):
             return torch.cat([tokens[:, :1], tokens[:, prefix:]], 1)
         if self.kind == "cnn":
             return self._grid(self.backbone.forward_features(x))
+        if self.kind == "hf":
+            kw = {"interpolate_pos_encoding": True} if self._interpolate else {}
+            states = self.backbone(pixel_values=x, **kw).last_hidden_state
+            return self._grid(states) if states.dim() == 4 else states  # (B, C, H, W) ConvNet or (B, 1+N, D)
         if self.kind == "open_clip_vit":
             pooled, tokens = self.backbone(x)
             return torch.cat([pooled[:, None], tokens], 1)
@@ -187,12 +236,13 @@ class MLMHead(nn.Module):
 
 
 def patch_pool(local: torch.Tensor) -> torch.Tensor:
-    """TCL's pooling of image patch tokens (B, N, D) on a sqrt(N) x sqrt(N) grid down to c x c,
-    c = floor(sqrt(sqrt(N))) (16x16 patches -> 4x4); non-square N is returned unchanged."""
+    """TCL's ``patch_pooling`` of image patch tokens (B, N, D): on the sqrt(N) x sqrt(N) grid, average
+    pooling with kernel and stride c = floor(sqrt(sqrt(N))) (16x16 patches -> 4x4, 8x8 -> 4x4, 4x4 -> 2x2);
+    non-square N is returned unchanged."""
     b, n, d = local.shape
     side = math.isqrt(n)
     if side * side != n or side < 2:
         return local
     c = max(1, math.isqrt(side))
     grid = local.transpose(1, 2).reshape(b, d, side, side)
-    return F.adaptive_avg_pool2d(grid, c).flatten(2).transpose(1, 2)
+    return F.avg_pool2d(grid, c, stride=c).flatten(2).transpose(1, 2)

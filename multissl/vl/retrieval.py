@@ -7,9 +7,11 @@ hit when its image is. RSUM here is the MEAN of the six recalls (R@1/5/10 both w
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from multissl.eval import retrieval_metrics
+from multissl.eval.ranks import first_hit_ranks_from_scores
 from multissl.vl.data import normalize_images
 
 
@@ -69,17 +71,20 @@ def _metrics_from_scores(scores: torch.Tensor, relevant, prefix: str) -> dict[st
     return retrieval_metrics(scores, eye, relevant, ks=(1, 5, 10), mrr_cutoff=None, normalize=False, prefix=prefix)
 
 
+KS = (1, 5, 10)
+
+
 @torch.no_grad()
-def evaluate_retrieval(method, images: torch.Tensor, captions: list[list[str]], rerank_k: int = 0,
-                       batch_size: int = 128, prefix: str = "") -> dict[str, float]:
-    """R@1/5/10 image->text and text->image and their mean ``rsum`` (percent) on one split.
-    ``rerank_k > 0`` and an ITM head: re-rank the top-k of each query by the ITM score."""
+def retrieval_ranks(method, images: torch.Tensor, captions: list[list[str]], rerank_k: int = 0,
+                    batch_size: int = 128) -> dict[str, torch.Tensor]:
+    """Per-query ranks: ``i2t`` (N_img,) rank of each image's best caption, ``t2i`` (N_txt,) rank of each
+    caption's image, ``owner`` (N_txt,) the image of each caption. ``rerank_k > 0`` and an ITM head:
+    each query's ITC top-k is re-ranked by the ITM score (ALBEF's evaluation)."""
     rerank = rerank_k > 0 and getattr(method, "itm_head", None) is not None
     g = encode_gallery(method, images, captions, batch_size, keep_tokens=rerank)
     img, txt, owner = g["image"], g["text"], g["owner"].to(g["image"].device)
     sim = img @ txt.t()  # (N_img, N_txt), both normalised
     i2t_rel = [torch.nonzero(owner == i).flatten().tolist() for i in range(img.shape[0])]
-    t2i_rel = owner.cpu()
     scores_i2t, scores_t2i = sim, sim.t().contiguous()
     if rerank:
         k = min(rerank_k, txt.shape[0], img.shape[0])
@@ -89,14 +94,68 @@ def evaluate_retrieval(method, images: torch.Tensor, captions: list[list[str]], 
         top_i = sim.t().topk(k, dim=1).indices  # (N_txt, k) images per text
         s = _itm_scores(method, torch.arange(txt.shape[0]).repeat_interleave(k), top_i.flatten().cpu(), g, batch_size)
         scores_t2i = (sim.t() - 1e3).scatter(1, top_i, s.view(-1, k).to(sim.device) + 1e3)
-    a = _metrics_from_scores(scores_i2t, i2t_rel, "i2t_")
-    b = _metrics_from_scores(scores_t2i, t2i_rel, "t2i_")
+    i2t = first_hit_ranks_from_scores(lambda a, b: scores_i2t[a:b], scores_i2t.shape[0], i2t_rel)
+    t2i = first_hit_ranks_from_scores(lambda a, b: scores_t2i[a:b], scores_t2i.shape[0], owner)
+    return {"i2t": i2t, "t2i": t2i, "owner": owner.cpu()}
+
+
+def recalls_from_ranks(ranks: dict[str, torch.Tensor], prefix: str = "") -> dict[str, float]:
+    """R@1/5/10 both ways (percent) and ``rsum`` = their MEAN."""
     out = {}
-    for d, m in (("i2t", a), ("t2i", b)):
-        for kk in (1, 5, 10):
-            out[f"{prefix}{d}_r@{kk}"] = 100.0 * m[f"{d}_r@{kk}"]
-    out[f"{prefix}rsum"] = sum(out[f"{prefix}{d}_r@{kk}"] for d in ("i2t", "t2i") for kk in (1, 5, 10)) / 6
+    for d in ("i2t", "t2i"):
+        for k in KS:
+            out[f"{prefix}{d}_r@{k}"] = 100.0 * float((ranks[d] <= k).double().mean())
+    out[f"{prefix}rsum"] = sum(out[f"{prefix}{d}_r@{k}"] for d in ("i2t", "t2i") for k in KS) / 6
     return out
+
+
+def _draws(ranks: dict[str, torch.Tensor], idx: np.ndarray) -> dict[str, np.ndarray]:
+    """Bootstrap draws of every recall and rsum with IMAGES resampled (each drawn image brings its
+    captions: the text->image queries of one image are not independent)."""
+    n_img = ranks["i2t"].shape[0]
+    owner = ranks["owner"].numpy()
+    caps_per_image = np.bincount(owner, minlength=n_img).astype(np.float64)
+    out: dict[str, np.ndarray] = {}
+    for k in KS:
+        hit_i = (ranks["i2t"].numpy() <= k).astype(np.float64)
+        out[f"i2t_r@{k}"] = 100.0 * hit_i[idx].mean(1)
+        hit_t = np.bincount(owner, weights=(ranks["t2i"].numpy() <= k).astype(np.float64), minlength=n_img)
+        out[f"t2i_r@{k}"] = 100.0 * hit_t[idx].sum(1) / caps_per_image[idx].sum(1)
+    out["rsum"] = sum(out[f"{d}_r@{k}"] for d in ("i2t", "t2i") for k in KS) / 6
+    return out
+
+
+def bootstrap_recalls(ranks: dict[str, torch.Tensor], n_boot: int = 1000, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Percentile 95% interval of each recall and rsum, images resampled with their captions."""
+    from multissl.eval.bootstrap import resample_indices
+
+    idx = resample_indices(ranks["i2t"].shape[0], n_boot, seed)
+    return {k: tuple(np.percentile(v, [2.5, 97.5]).tolist()) for k, v in _draws(ranks, idx).items()}
+
+
+def paired_recalls(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], n_boot: int = 1000,
+                   seed: int = 0) -> dict[str, dict[str, float]]:
+    """Difference a - b of every recall and rsum on the same images, with its paired 95% interval."""
+    from multissl.eval.bootstrap import resample_indices
+
+    if not torch.equal(a["owner"], b["owner"]):
+        raise ValueError("paired retrieval needs both models scored on the same images and captions")
+    idx = resample_indices(a["i2t"].shape[0], n_boot, seed)
+    da, db = _draws(a, idx), _draws(b, idx)
+    ra, rb = recalls_from_ranks(a), recalls_from_ranks(b)
+    out = {}
+    for k in da:
+        lo, hi = np.percentile(da[k] - db[k], [2.5, 97.5])
+        out[k] = {"difference": ra[k] - rb[k], "low": float(lo), "high": float(hi)}
+    return out
+
+
+@torch.no_grad()
+def evaluate_retrieval(method, images: torch.Tensor, captions: list[list[str]], rerank_k: int = 0,
+                       batch_size: int = 128, prefix: str = "") -> dict[str, float]:
+    """R@1/5/10 image->text and text->image and their mean ``rsum`` (percent) on one split.
+    ``rerank_k > 0`` and an ITM head: re-rank the top-k of each query by the ITM score."""
+    return recalls_from_ranks(retrieval_ranks(method, images, captions, rerank_k, batch_size), prefix)
 
 
 @torch.no_grad()

@@ -1,5 +1,6 @@
-"""The ``vl.pretrain`` recipe kind: CLIP-style ITC / ALBEF / TCL on image-caption pairs, with
-retrieval (R@1/5/10 both ways) on the validation split for selection and on the test split at the end."""
+"""The vision-language recipe kinds, one per paper: ``vl.clip`` (CLIP-style ITC), ``vl.albef`` and
+``vl.tcl``, each with only its own method settings; retrieval (R@1/5/10 both ways) on the validation
+split selects checkpoints and the test split is reported at the end."""
 
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ from multissl.tasks import Task, TaskParts
 @dataclass
 class VLData:
     path: str = param("flickr8k-mini/captions.jsonl", "caption file / folder: captions.jsonl, COCO captions_*.json, "
-                      "Karpathy dataset_*.json, CSV/TSV (image,caption[,split]) or WebDataset .tar shards; "
-                      "full set: /work/shared/data/vl/captions.jsonl")
+                      "Karpathy dataset_*.json, CSV/TSV (image,caption[,split]) or WebDataset .tar shards")
     image_root: str | None = param(None, "folder the image paths are relative to (default: the caption file's folder)")
     train_split: str = param("train", "split used for training")
     val_split: str = param("val", "split used for checkpoint selection")
@@ -31,29 +31,39 @@ class VLData:
 
 @dataclass
 class VLModel:
-    image_tower: str = param("timm:resnet18", "timm:<name> | open_clip:<config> | torchvision:<name> (from scratch offline)")
-    image_pretrained: str = param("", "timm: 'true'; open_clip: a pretrained tag (needs the hub; offline: '')")
+    image_tower: str = param("timm:resnet18", "timm:<name> | open_clip:<config> | torchvision:<name> | hf:<hub id or "
+                                              "folder> (transformers AutoModel)")
+    image_pretrained: bool | str = param("", "image weights: timm true/false; open_clip a tag ('openai') or a local "
+                                              "checkpoint file; hf: true (default) / false = random init; "
+                                              "torchvision: a local state-dict file")
     text_tower: str = param("minilm", "Hugging Face encoder: hub id / folder ('minilm' = the offline all-MiniLM-L6-v2)")
     text_pooling: str = param("cls", "ITC text feature: 'cls' ([CLS], ALBEF) or 'mean'")
-    text_layers: int = param(3, "layers kept as the text encoder; the rest become fusion layers (ALBEF: 6 of 12)")
-    extra_fusion_layers: int = param(0, "fresh fusion layers appended (copies of the last layer)")
+    text_layers: int = param(3, "ALBEF/TCL: layers kept as the text encoder; the rest become fusion layers (ALBEF: 6 of 12)")
+    extra_fusion_layers: int = param(0, "ALBEF/TCL: fresh fusion layers appended (copies of the last layer)")
     embed_dim: int = param(256, "ITC projection size (ALBEF: 256)")
     freeze_text: bool = param(False, "lock the text encoder (LiT-style; ALBEF/TCL fine-tune it: false)")
 
 
 @dataclass
-class VLMethodParams:
-    momentum_distill: bool = param(True, "momentum encoders + queues + soft targets (ALBEF); false = CLIP-style in-batch ITC")
-    itm: bool = param(True, "image-text matching with hard negatives (ALBEF)")
-    mlm: bool = param(True, "masked language modelling on the fusion encoder (ALBEF)")
-    intra: bool = param(False, "TCL intra-modal contrast (two image views, text dropout views)")
-    local: bool = param(False, "TCL local mutual information (global vs local tokens)")
-    itc_loss: Literal["multissl", "open_clip"] = param("multissl", "ITC loss implementation when momentum_distill=false")
+class ITCParams:
     temperature: float = param(0.07, "initial temperature (ALBEF / CLIP: 0.07)")
     temperature_min: float = param(0.001, "temperature clamp low (ALBEF: 0.001; CLIP: 0.01)")
     temperature_max: float = param(0.5, "temperature clamp high (ALBEF: 0.5)")
     temperature_param: Literal["raw", "log_inverse"] = param("raw", "learn T (ALBEF) or log(1/T) (CLIP logit scale)")
     learn_temperature: bool = param(True, "learnable temperature")
+
+
+@dataclass
+class CLIPParams(ITCParams):
+    itc_loss: Literal["multissl", "open_clip"] = param("multissl", "ITC loss: multissl info_nce or open_clip's ClipLoss")
+
+
+@dataclass
+class ALBEFParams(ITCParams):
+    momentum_distill: bool = param(True, "momentum encoders + queues + soft targets; false = the paper's ablation "
+                                         "(in-batch ITC, hard MLM labels)")
+    itm: bool = param(True, "image-text matching with hard negatives")
+    mlm: bool = param(True, "masked language modelling on the fusion encoder")
     momentum: float = param(0.995, "EMA momentum of the momentum encoders (ALBEF: 0.995)")
     queue_size: int = param(65536, "image / text feature queue length (ALBEF: 65,536; use less on small data)")
     alpha: float = param(0.4, "momentum-distillation weight (ALBEF: 0.4)")
@@ -61,6 +71,12 @@ class VLMethodParams:
     mlm_probability: float = param(0.15, "MLM masking rate (BERT / ALBEF: 0.15; 80/10/10)")
     itm_weight: float = param(1.0, "weight of the ITM loss (ALBEF: 1)")
     mlm_weight: float = param(1.0, "weight of the MLM loss (ALBEF: 1)")
+
+
+@dataclass
+class TCLParams(ALBEFParams):
+    intra: bool = param(True, "intra-modal contrast (two image views, text dropout views); false = ablation")
+    local: bool = param(True, "local mutual information (global vs local tokens); false = ablation")
 
 
 @dataclass
@@ -72,36 +88,50 @@ class VLEval:
 
 
 @dataclass
-class VLConfig:
+class CLIPConfig:
     data: VLData = param(VLData(), "image-caption data")
     model: VLModel = param(VLModel(), "towers")
-    method: VLMethodParams = param(VLMethodParams(), "loss terms and their settings")
+    method: CLIPParams = param(CLIPParams(), "CLIP-style ITC settings")
     eval: VLEval = param(VLEval(), "retrieval evaluation")
 
 
-def build_method(cfg: VLConfig):
-    """The method of a recipe config (towers built from the names; image tower from scratch offline)."""
-    from multissl.encoders.hf import HFEncoder
-    from multissl.vl.methods import VLMethod
+@dataclass
+class ALBEFConfig(CLIPConfig):
+    method: ALBEFParams = param(ALBEFParams(), "ALBEF loss terms and their settings")
+
+
+@dataclass
+class TCLConfig(CLIPConfig):
+    method: TCLParams = param(TCLParams(), "TCL loss terms and their settings")
+
+
+def build_tower(mo: VLModel, image_size: int):
+    """The image tower of a recipe, its pretrained setting read per library."""
     from multissl.vl.models import ImageTower
 
-    m, mo = cfg.method, cfg.model
-    pretrained: str | bool = mo.image_pretrained
-    if mo.image_tower.startswith("timm:") or ":" not in mo.image_tower:
-        pretrained = mo.image_pretrained.lower() in ("true", "1", "yes")
-    tower = ImageTower(mo.image_tower, cfg.data.image_size, pretrained)
+    return ImageTower(mo.image_tower, image_size, mo.image_pretrained)
+
+
+def build_method(cfg: CLIPConfig):
+    """The method a recipe names (its config's method section decides the class), towers built from names."""
+    from dataclasses import asdict
+
+    from multissl.encoders.hf import HFEncoder
+    from multissl.vl.methods import ALBEF, CLIP, TCL
+
+    mo = cfg.model
+    tower = build_tower(mo, cfg.data.image_size)
     text = HFEncoder(mo.text_tower, pooling="mean", max_length=cfg.data.max_length)
-    return VLMethod(
-        tower, text, embed_dim=mo.embed_dim, text_pooling=mo.text_pooling, text_layers=mo.text_layers,
-        extra_fusion_layers=mo.extra_fusion_layers, momentum_distill=m.momentum_distill, itm=m.itm, mlm=m.mlm,
-        intra=m.intra, local=m.local, itc_loss=m.itc_loss, temperature=m.temperature,
-        temperature_min=m.temperature_min, temperature_max=m.temperature_max, temperature_param=m.temperature_param,
-        learn_temperature=m.learn_temperature, momentum=m.momentum, queue_size=m.queue_size, alpha=m.alpha,
-        alpha_warmup_epochs=m.alpha_warmup_epochs, mlm_probability=m.mlm_probability, itm_weight=m.itm_weight,
-        mlm_weight=m.mlm_weight, freeze_text=mo.freeze_text)
+    common = {"embed_dim": mo.embed_dim, "text_pooling": mo.text_pooling, "freeze_text": mo.freeze_text}
+    params = asdict(cfg.method)
+    if isinstance(cfg.method, CLIPParams):
+        return CLIP(tower, text, **common, **params)
+    fusion = {"text_layers": mo.text_layers, "extra_fusion_layers": mo.extra_fusion_layers}
+    cls = TCL if isinstance(cfg.method, TCLParams) else ALBEF
+    return cls(tower, text, **common, **fusion, **params)
 
 
-def load_split(cfg: VLConfig, split: str):
+def load_split(cfg: CLIPConfig, split: str):
     """(uint8 images (N,3,S,S), captions) of one split."""
     from multissl.vl.data import load_captions, load_images
 
@@ -115,21 +145,24 @@ def load_split(cfg: VLConfig, split: str):
 
 
 class VLPretrainTask(Task):
-    config_class = VLConfig
-    description = "CLIP-style ITC / ALBEF / TCL image-text pre-training with retrieval evaluation"
+    """Image-text pre-training with retrieval on the validation split for selection and the test split
+    at the end; subclasses name the method through their config."""
+
+    config_class = ALBEFConfig
+    description = "image-text pre-training with retrieval evaluation"
 
     def build(self, recipe) -> TaskParts:
         from multissl.vl.data import PairCollate, PairDataset
         from multissl.vl.retrieval import evaluate_retrieval, retrieval_examples
 
-        cfg: VLConfig = recipe.config
+        cfg: CLIPConfig = recipe.config
         method = build_method(cfg)
         tr_img, tr_caps = load_split(cfg, cfg.data.train_split)
         va_img, va_caps = load_split(cfg, cfg.data.val_split)
         train = PairDataset(tr_img, tr_caps, cfg.data.sampling)
         tok = method.text
         collate = PairCollate(lambda texts: tok.tokenize(texts, cfg.data.max_length), cfg.data.image_size,
-                              two_views=cfg.method.intra, scale_min=cfg.data.crop_scale_min,
+                              two_views=getattr(cfg.method, "intra", False), scale_min=cfg.data.crop_scale_min,
                               randaugment=cfg.data.randaugment)
         ev = cfg.eval
         test_cache: dict[str, object] = {}
@@ -174,3 +207,18 @@ class VLPretrainTask(Task):
 
         return SequenceDataset(texts), collate
 
+
+
+class CLIPTask(VLPretrainTask):
+    config_class = CLIPConfig
+    description = "CLIP-style image-text contrast (Radford et al. 2021) with retrieval evaluation"
+
+
+class ALBEFTask(VLPretrainTask):
+    config_class = ALBEFConfig
+    description = "ALBEF (Li et al. 2021): ITC with momentum distillation, ITM, MLM; retrieval evaluation"
+
+
+class TCLTask(VLPretrainTask):
+    config_class = TCLConfig
+    description = "TCL (Yang et al. 2022): ALBEF + intra-modal contrast + local MI; retrieval evaluation"

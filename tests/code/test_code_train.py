@@ -94,5 +94,7 @@ def test_eval_code_command_on_a_codesearchnet_file(tiny_model, tmp_path, capsys)
              "docstring_tokens": [f"name{i}", "returns", str(i)]} for i in range(20)]
     (tmp_path / "test.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     assert main(["eval", "code", "--data", str(tmp_path / "test.jsonl"), "--model", tiny_model, "--json"]) == 0
-    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert res["queries"] == 20 and res["codebase"] == 20 and 0 < res["mrr"] <= 1 and res["r@1"] <= res["r@10"]
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["splits"]["test"]
+    res = out["results"][tiny_model]
+    assert out["queries"] == 20 and out["codebase"] == 20 and 0 < res["mrr"] <= 1 and res["r@1"] <= res["r@10"]
+    assert out["protocol"] == "codesearchnet" and out["mrr_cutoff"] == 1000 and out["full_codebase"]

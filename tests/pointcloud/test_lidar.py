@@ -8,8 +8,7 @@ import numpy as np
 import torch
 
 from multissl.pointcloud.io import points_in_boxes
-from multissl.pointcloud.lidar_sim import SimConfig, simulate_sequence
-from multissl.pointcloud.lidar_ssl import (
+from multissl.pointcloud.lidar.methods import (
     LidarSSL,
     TransformSpec,
     apply_transform,
@@ -17,14 +16,15 @@ from multissl.pointcloud.lidar_ssl import (
     sample_features,
     sample_transform,
 )
-from multissl.pointcloud.pillars import (
+from multissl.pointcloud.lidar.pillars import (
     Grid,
     PillarEncoder,
     center_distance_ap,
     decode,
     make_targets,
 )
-from multissl.pointcloud.probe_study import GRID, SPEC, pretrain, scenes
+from multissl.pointcloud.lidar.probe_study import GRID, SPEC, pretrain, scenes
+from multissl.pointcloud.lidar.simulator import SimConfig, simulate_sequence
 
 SMALL = SimConfig(beams=16, azimuth_steps=360)
 
@@ -125,7 +125,7 @@ def test_equivariant_pretraining_beats_scratch_on_a_frozen_detection_probe(tmp_p
     random init (same seed, same probe budget) on car AP and on the heatmap focal loss, for each of
     three probe seeds. Also, the held-out scene-flow InfoNCE falls well below its random-init value."""
     monkeypatch.setenv("MULTISSL_CACHE", str(tmp_path))
-    from multissl.pointcloud.detection import probe_detector
+    from multissl.pointcloud.lidar.detection import probe_detector
 
     train, held = _scenes(24, 11), _scenes(8, 15)
     labelled, test = _scenes(32, 12, frames=1), _scenes(32, 14, frames=1)

@@ -3,13 +3,13 @@
 import numpy as np
 import torch
 
-from multissl.pointcloud.pointmae import (
+from multissl.pointcloud.objects.pointmae import (
     PointEncoder,
     PointMAE,
     random_mask,
     scale_translate,
 )
-from multissl.pointcloud.shapes import CLASSES, generate, load_shapes
+from multissl.pointcloud.objects.shapes import CLASSES, generate, load_shapes
 
 TINY = ["data.num_points=256", "data.train_per_class=16", "data.test_per_class=4", "data.val_fraction=0.25",
         "model.num_groups=16", "model.group_size=16", "model.dim=64", "model.depth=2", "model.heads=4",

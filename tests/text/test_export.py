@@ -42,14 +42,42 @@ def test_export_loads_in_transformers_and_sentence_transformers(tiny_bert, tmp_p
     capsys.readouterr()
     assert main(["eval", "sts", "--model", str(export), "--data", "stsb/sts-dev.csv.gz", "--json",
                  "--device", "cpu"]) == 0
-    score = json.loads(capsys.readouterr().out)["sts-dev.csv.gz"]
-    assert -100 <= score <= 100
+    score = json.loads(capsys.readouterr().out)["scores"]["sts-dev.csv.gz"]
+    assert score["low"] <= score["spearman"] <= score["high"] and score["pairs"] == 1500
+    capsys.readouterr()
+    assert main(["eval", "sts", "--model", str(run), "--data", "stsb/sts-dev.csv.gz", "--json", "--bootstrap", "0",
+                 "--device", "cpu"]) == 0  # a run folder evaluates its export/
+    assert json.loads(capsys.readouterr().out)["scores"]["sts-dev.csv.gz"]["spearman"] == \
+        pytest.approx(score["spearman"], abs=1e-6)
     out = tmp_path / "emb.npy"
     (tmp_path / "s.txt").write_text("\n".join(sentences))
     assert main(["embed", "--run", str(run), "--data", str(tmp_path / "s.txt"), "--out", str(out)]) == 0
     import numpy as np
 
     assert np.allclose(np.load(out), ref.numpy(), atol=1e-5)
+
+
+def test_export_of_minilm_is_a_drop_in_replacement(tmp_path):
+    """The export keeps the base pipeline (Transformer -> Pooling -> Normalize, max_seq_length 256):
+    sentence-transformers gives the base model's embeddings from it, also past 128 tokens."""
+    st = pytest.importorskip("sentence_transformers")
+    from multissl.encoders.hf import HFEncoder, resolve_model
+
+    enc = HFEncoder("minilm", pooling="mean", max_length=128)
+    out = enc.save_pretrained(tmp_path / "export")
+    types = [m["type"].rsplit(".", 1)[-1] for m in json.loads((out / "modules.json").read_text())]
+    assert types == ["Transformer", "Pooling", "Normalize"]
+    assert json.loads((out / "sentence_bert_config.json").read_text())["max_seq_length"] == 256
+    long_text = " ".join(["the quick brown fox jumps over the lazy dog"] * 25)  # ~225 tokens
+    sentences = ["A man is playing a guitar.", long_text]
+    base = st.SentenceTransformer(resolve_model("minilm"), device="cpu")
+    ours = st.SentenceTransformer(str(out), device="cpu")
+    assert ours.max_seq_length == base.max_seq_length == 256
+    a, b = base.encode(sentences, convert_to_tensor=True), ours.encode(sentences, convert_to_tensor=True)
+    assert torch.allclose(a, b, atol=1e-5) and torch.allclose(b.norm(dim=-1), torch.ones(2), atol=1e-5)
+    changed = enc.save_pretrained(tmp_path / "changed", normalize=False, max_seq_length=64)  # a recipe's choice
+    assert len(json.loads((changed / "modules.json").read_text())) == 2
+    assert json.loads((changed / "sentence_bert_config.json").read_text())["max_seq_length"] == 64
 
 
 def test_gradcache_simcse_gradients_equal_plain(tiny_bert):

@@ -30,7 +30,7 @@ def test_itc_learns_a_batch():
     m = parts.method
     batch = parts.collate_fn([parts.train_data[i] for i in range(16)])
     opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=2e-3)
-    from multissl.core import Progress
+    from multissl.core import Progress, after_optimizer_step
 
     m.train()
     losses = []
@@ -39,7 +39,7 @@ def test_itc_learns_a_batch():
         out.loss.backward()
         opt.step()
         opt.zero_grad()
-        m.after_step(Progress(step + 1, 25, 0, 25))
+        after_optimizer_step(m, Progress(step + 1, 25, 0, 25))
         losses.append(float(out.loss.detach()))
     m.eval()
     with torch.no_grad():

@@ -90,6 +90,9 @@ def test_local_mi_matches_the_looped_reference():
 def test_patch_pool_grid():
     assert patch_pool(torch.randn(2, 256, 8)).shape == (2, 16, 8)  # 16x16 -> 4x4 (TCL)
     assert patch_pool(torch.randn(2, 16, 8)).shape == (2, 4, 8)
+    assert patch_pool(torch.randn(2, 64, 8)).shape == (2, 16, 8)  # 8x8, kernel = stride = 2 -> 4x4 (official)
+    x = torch.arange(16.0).view(1, 16, 1)  # a 4x4 grid: each output is the mean of one 2x2 block
+    assert patch_pool(x).flatten().tolist() == [2.5, 4.5, 10.5, 12.5]
     assert patch_pool(torch.randn(2, 7, 8)).shape == (2, 7, 8)
 
 
@@ -113,7 +116,7 @@ def test_fusion_layers_copy_the_tower(albef_parts):
 
 
 def test_queue_momentum_and_alpha(albef_parts):
-    from multissl.core import Progress
+    from multissl.core import Progress, after_optimizer_step
 
     m = albef_parts.method
     batch = albef_parts.collate_fn([albef_parts.train_data[i] for i in range(8)])
@@ -125,18 +128,19 @@ def test_queue_momentum_and_alpha(albef_parts):
     for k in ("i2t", "t2i", "i2i", "t2t", "g2l_t", "g2l_i", "itm", "mlm"):
         assert torch.isfinite(torch.as_tensor(out.logs[k])), k
     assert out.logs["alpha"] == 0.0  # ramp starts at 0
-    assert int(m.text_queue.ptr) == (ptr0 + 8) % 16 and int(m.image_queue.ptr) == (ptr0 + 8) % 16
-    assert (m.text_queue.ids()[ptr0 : ptr0 + 8] == batch["image_ids"]).all()
+    assert int(m.text_queue.ptr) == ptr0 and m.text_queue.num_staged == 8  # forward only stages keys
     out.loss.backward()
     online0 = m.image_proj.weight.detach().clone()
     target0 = m.image_proj_m.weight.detach().clone()
     opt.step()
-    m.after_step(Progress(step=5, total_steps=100, epoch=0, steps_per_epoch=10))
+    after_optimizer_step(m, Progress(step=5, total_steps=100, epoch=0, steps_per_epoch=10))
+    assert int(m.text_queue.ptr) == (ptr0 + 8) % 16 and int(m.image_queue.ptr) == (ptr0 + 8) % 16
+    assert (m.text_queue.ids()[ptr0 : ptr0 + 8] == batch["image_ids"]).all() and m.text_queue.num_staged == 0
     expect = 0.995 * target0 + 0.005 * m.image_proj.weight.detach()
     assert not torch.equal(online0, m.image_proj.weight)
     assert torch.allclose(m.image_proj_m.weight, expect, atol=1e-6)
     assert abs(m.current_alpha() - 0.2) < 1e-6  # half an epoch: 0.4 * 0.5
-    m.after_step(Progress(step=30, total_steps=100, epoch=3, steps_per_epoch=10))
+    after_optimizer_step(m, Progress(step=30, total_steps=100, epoch=3, steps_per_epoch=10))
     assert abs(m.current_alpha() - 0.4) < 1e-6
     assert not any(p.requires_grad for p in m.image_tower_m.parameters())
     assert 0.001 <= float(m.temp().detach()) <= 0.5

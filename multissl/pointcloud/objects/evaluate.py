@@ -29,9 +29,9 @@ def main(argv: list[str]) -> int:
     if not args.scratch and not args.run:
         ap.error("give --run RUN_FOLDER or --scratch")
 
-    from multissl.pointcloud.classify import finetune, probe
-    from multissl.pointcloud.data import load_splits
-    from multissl.pointcloud.tasks import build_encoder, finetune_config
+    from multissl.pointcloud.objects.classify import finetune, probe
+    from multissl.pointcloud.objects.data import load_splits
+    from multissl.pointcloud.objects.task import build_encoder, finetune_config
     from multissl.recipes import load_recipe
     from multissl.train.checkpoint import load_weights
     from multissl.train.trainer import seed_everything
@@ -39,7 +39,8 @@ def main(argv: list[str]) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     cfg = recipe.config
     d = cfg.data
-    sp = load_splits(d.source, d.path, d.test_path, d.num_points, d.train_per_class, d.test_per_class, d.val_fraction, d.seed)
+    sp = load_splits(d.source, d.path, d.test_path, d.num_points, d.train_per_class, d.test_per_class, d.val_fraction,
+                     d.seed, d.normalize)
     tr_x, tr_y = sp.train_x, sp.train_y
     if args.labels_per_class:
         keep = torch.cat([torch.nonzero(tr_y == c).flatten()[: args.labels_per_class] for c in range(sp.num_classes)])
@@ -49,7 +50,7 @@ def main(argv: list[str]) -> int:
         seed_everything(seed)
         encoder = build_encoder(cfg.model)
         if args.run:
-            from multissl.pointcloud.pointmae import PointMAE
+            from multissl.pointcloud.objects.pointmae import PointMAE
 
             m = cfg.method
             method = PointMAE(encoder, m.mask_ratio, m.decoder_depth, m.decoder_heads)

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from multissl.pointcloud.cache import cache_dir
 from multissl.pointcloud.o3d import import_open3d
-from multissl.pointcloud.shapes import cache_dir
 
 
 @dataclass

@@ -12,9 +12,10 @@ use and cached as float16 npz (not shipped).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
+
+from multissl.pointcloud.cache import cache_dir
 
 CLASSES = ["box", "sphere", "cylinder", "cone", "torus", "capsule", "table", "chair", "lamp", "mug"]
 Part = tuple[str, dict]
@@ -155,10 +156,6 @@ def generate(num_per_class: int, n: int, seed: int) -> tuple[np.ndarray, np.ndar
     rng = np.random.default_rng(seed)
     labels = np.tile(np.arange(len(CLASSES)), num_per_class)
     return np.stack([sample_shape(int(y), n, rng) for y in labels]), labels.astype(np.int64)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("MULTISSL_CACHE", Path.home() / ".cache" / "multissl")) / "pointcloud"
 
 
 def load_shapes(split: str = "train", num_per_class: int | None = None, num_points: int = 1024,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from multissl.pointcloud.pillars import (
+from multissl.pointcloud.lidar.pillars import (
     BEVBackbone,
     CenterHead,
     Grid,

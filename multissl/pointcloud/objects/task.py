@@ -1,5 +1,5 @@
-"""Recipe kinds of the point-cloud adapter: ``pointcloud.pointmae`` (object clouds) and
-``pointcloud.lidar`` (equivariant / invariant BEV pre-training + few-label detection)."""
+"""The ``pointcloud.pointmae`` recipe kind: Point-MAE pre-training on object clouds, then probes and
+fine-tuning for classification (the LiDAR kind lives in ``multissl.pointcloud.lidar.task``)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ class CloudData:
     test_per_class: int | None = param(None, "procedural/off: clouds per class in test (None = all; 100 procedural)")
     val_fraction: float = param(0.1, "validation fraction carved from train (model selection only)")
     seed: int = param(0, "data seed (procedural generation and the val split)")
+    normalize: Literal["unit_sphere", "centre"] = param(
+        "unit_sphere", "unit_sphere: Point-MAE's pc_norm (size thrown away); centre: keep metric size (real crops)")
 
 
 @dataclass
@@ -69,13 +71,13 @@ class PointMAEConfig:
 
 
 def build_encoder(m: EncoderParams):
-    from multissl.pointcloud.pointmae import PointEncoder
+    from multissl.pointcloud.objects.pointmae import PointEncoder
 
     return PointEncoder(m.num_groups, m.group_size, m.dim, m.depth, m.heads, m.drop_path, tuple(m.embed_hidden))
 
 
 def finetune_config(e: ClsEval):
-    from multissl.pointcloud.classify import FinetuneConfig
+    from multissl.pointcloud.objects.classify import FinetuneConfig
 
     return FinetuneConfig(e.finetune_epochs, e.finetune_lr, 0.05, e.finetune_batch_size, e.finetune_warmup_epochs,
                           e.label_smoothing, e.votes)
@@ -86,14 +88,14 @@ class PointMAETask(Task):
     description = "Point-MAE masked point modelling on object clouds; probe / fine-tune classification"
 
     def build(self, recipe) -> TaskParts:
-        from multissl.pointcloud.classify import finetune, probe
-        from multissl.pointcloud.data import CloudDataset, load_splits
-        from multissl.pointcloud.pointmae import PointMAE
+        from multissl.pointcloud.objects.classify import finetune, probe
+        from multissl.pointcloud.objects.data import CloudDataset, load_splits
+        from multissl.pointcloud.objects.pointmae import PointMAE
 
         cfg: PointMAEConfig = recipe.config
         d, m = cfg.data, cfg.method
         sp = load_splits(d.source, d.path, d.test_path, d.num_points, d.train_per_class, d.test_per_class,
-                         d.val_fraction, d.seed)
+                         d.val_fraction, d.seed, d.normalize)
         method = PointMAE(build_encoder(cfg.model), m.mask_ratio, m.decoder_depth, m.decoder_heads, tuple(m.scale),
                           m.translate, m.loss)
         n_probe = cfg.eval.probe_train_size or len(sp.train_x)
@@ -119,20 +121,15 @@ class PointMAETask(Task):
 
         def export(meth, folder) -> None:
             if cfg.eval.picture:
-                from multissl.pointcloud.plots import reconstruction_png
+                from multissl.pointcloud.objects.plots import reconstruction_png
 
                 reconstruction_png(meth, sp.test_x[:4], folder.parent / "plots" / "reconstruction.png")
 
         return TaskParts(method, CloudDataset(sp.train_x), evaluate=evaluate, final_evaluate=final, export=export)
 
     def embed_data(self, recipe, path: str):
-        import numpy as np
+        """One embedding per cloud of a file (.npz points+offsets, (K, N, 3) .npy, .off, one cloud) or folder."""
+        from multissl.pointcloud.objects.data import CloudDataset, embed_clouds
 
-        from multissl.pointcloud.data import CloudDataset
-        from multissl.pointcloud.io import normalize_unit_sphere, read_points
-
-        x = normalize_unit_sphere(read_points(path)[:, :3])
-        n = recipe.config.data.num_points
-        rng = np.random.default_rng(0)
-        x = x[rng.choice(len(x), n, replace=len(x) < n)]
-        return CloudDataset(torch.from_numpy(x[None]).float()), None
+        x = embed_clouds(path, recipe.config.data.num_points, how=recipe.config.data.normalize)
+        return CloudDataset(torch.from_numpy(x).float()), None

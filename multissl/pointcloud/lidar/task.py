@@ -44,6 +44,9 @@ class SSLParams:
     samples: int = param(128, "corresponding cells sampled per scene for the dense loss")
     temperature: float = param(0.1, "InfoNCE temperature")
     momentum: float = param(0.99, "EMA of the target encoder (BYOL/MoCo-style keys); 0 = online keys")
+    readout: Literal["correspondence", "pooled"] = param(
+        "correspondence", "classify read-out: feature agreement at each candidate transform's cells, or the "
+        "earlier learned MLP on 4x4-pooled maps (stays at chance at 0.4 m cells; kept to reproduce that)")
 
 
 @dataclass
@@ -64,7 +67,7 @@ class LidarConfig:
 
 
 def _sim_cfg(d: SimData):
-    from multissl.pointcloud.lidar_sim import SimConfig
+    from multissl.pointcloud.lidar.simulator import SimConfig
 
     return SimConfig(beams=d.beams, azimuth_steps=d.azimuth_steps)
 
@@ -76,18 +79,18 @@ class LidarTask(Task):
     def build(self, recipe) -> TaskParts:
         import statistics
 
-        from multissl.pointcloud.detection import (
+        from multissl.pointcloud.lidar.detection import (
             DetConfig,
             evaluate_detector,
             train_detector,
         )
-        from multissl.pointcloud.lidar_sim import simulate_dataset
-        from multissl.pointcloud.lidar_ssl import (
+        from multissl.pointcloud.lidar.methods import (
             LidarSSL,
             TransformSpec,
             collate_scenes,
         )
-        from multissl.pointcloud.pillars import Grid
+        from multissl.pointcloud.lidar.pillars import Grid
+        from multissl.pointcloud.lidar.simulator import simulate_dataset
 
         cfg: LidarConfig = recipe.config
         d, m, e = cfg.data, cfg.method, cfg.eval
@@ -100,17 +103,21 @@ class LidarTask(Task):
         spec = TransformSpec(rotation=m.rotation, flip=m.flip, scale=m.scale, translate=m.translate,
                              rotation_bins=m.rotation_bins)
         method = LidarSSL(grid, cfg.model.channels, m.objective, spec, m.temporal_weight, m.samples, m.temperature,
-                          m.momentum)
+                          m.momentum, readout=m.readout)
         det = DetConfig(steps=e.steps, batch_size=e.batch_size, lr=e.lr)
 
         def evaluate(meth) -> dict[str, float]:
             # a quick label-efficiency check on validation scenes: the smallest budget, fewer steps
             quick = DetConfig(steps=max(10, e.steps // 10), batch_size=e.batch_size, lr=e.lr)
             bb, head = train_detector(meth.backbone, lab[: d.label_budgets[0]], grid, quick, seed=0)
-            return {"val/map": evaluate_detector(bb, head, val, grid)["map"]}
+            out = {"val/map": evaluate_detector(bb, head, val, grid)["map"]}
+            out.update(pretext_report(meth, val[:16], "val"))
+            return out
+
+        kept: dict = {}
 
         def final(meth) -> dict[str, float]:
-            out: dict[str, float] = {}
+            out: dict[str, float] = pretext_report(meth, test[:32], "test")
             for budget in d.label_budgets:
                 runs = []
                 for seed in e.seeds:
@@ -121,22 +128,65 @@ class LidarTask(Task):
                     out[f"test/{budget}/{k}"] = statistics.mean(vals)
                     if len(vals) > 1:
                         out[f"test/{budget}/{k}_std"] = statistics.stdev(vals)
-                if e.real_check and budget == max(d.label_budgets):
-                    out.update(real_check(bb, head, grid))
+                if budget == max(d.label_budgets):
+                    kept.update(backbone=bb, head=head, budget=budget)
+                    if e.real_check:
+                        out.update(real_check(bb, head, grid))
             return out
+
+        def export(meth, folder) -> None:
+            from multissl.pointcloud.lidar.detect import save_detector
+
+            if kept:
+                save_detector(kept["backbone"], kept["head"], grid, folder.parent / "detector",
+                              {"trained_on": f"{kept['budget']} labelled simulated scenes", "recipe": recipe.name})
 
         def collate(items):
             return collate_scenes(items)
 
-        return TaskParts(method, pre, collate_fn=collate, evaluate=evaluate, final_evaluate=final)
+        return TaskParts(method, pre, collate_fn=collate, evaluate=evaluate, final_evaluate=final, export=export)
+
+    def embed_data(self, recipe, path: str):
+        """Scene embeddings of a scan file or a folder of scans (sorted by name), as ``multissl embed``."""
+        from multissl.pointcloud.lidar.detect import ScanFolder
+        from multissl.pointcloud.lidar.methods import collate_scenes
+
+        return ScanFolder(path), collate_scenes
+
+
+def pretext_report(meth, scenes: list[dict], split: str) -> dict[str, float]:
+    """Held-out pre-training losses (each next to its chance level) and the feature-equivariance measure
+    of the backbone, so every run shows whether its objective learned what it claims."""
+    import math
+
+    import torch
+
+    from multissl.pointcloud.lidar.equivariance import feature_equivariance
+    from multissl.pointcloud.lidar.methods import collate_scenes
+
+    out = {f"{split}/{k}": v for k, v in feature_equivariance(meth.backbone, scenes, meth.grid).items()
+           if k.count("/") == 1 or k.endswith(("/gap", "/top1"))}
+    if meth.objective != "equivariant":
+        return out
+    was = meth.training
+    meth.eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        logs = meth(collate_scenes(scenes[:16], 64)).logs
+    meth.train(was)
+    for k, v in logs.items():
+        out[f"{split}/pretext/{k}"] = float(v)
+    for name in meth.classified:
+        out[f"{split}/pretext/ce_{name}_chance"] = math.log(meth.spec.num_classes(name))
+    return out
 
 
 def real_check(bb, head, grid) -> dict[str, float]:
     """Sim-trained detector on the shipped real frames: car AP@2m/4m on KITTI 000008 and the nuScenes sweep."""
     import numpy as np
 
-    from multissl.pointcloud.detection import evaluate_detector
     from multissl.pointcloud.io import read_mmdet3d_kitti, read_nuscenes_sample
+    from multissl.pointcloud.lidar.detection import evaluate_detector
 
     out = {}
     try:

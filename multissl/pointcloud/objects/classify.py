@@ -15,7 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from multissl.eval import knn_accuracy, linear_probe
-from multissl.pointcloud.pointmae import PointClassifier, PointEncoder, scale_translate
+from multissl.pointcloud.objects.pointmae import (
+    PointClassifier,
+    PointEncoder,
+    scale_translate,
+)
 
 
 @torch.no_grad()

@@ -1,6 +1,19 @@
 """A PointPillars-style BEV encoder (Lang et al., CVPR 2019) and a CenterPoint-style heatmap head
 (Yin, Zhou, Krahenbuhl, CVPR 2021), pure torch, plus target making, decoding and nuScenes-style
-centre-distance AP (Caesar et al., CVPR 2020)."""
+centre-distance AP (Caesar et al., CVPR 2020).
+
+Reference code: PointPillars in https://github.com/open-mmlab/OpenPCDet (``PillarVFE``,
+``PointPillarScatter``, ``BaseBEVBackbone``); CenterPoint in https://github.com/tianweiy/CenterPoint
+(``CenterHead``, ``draw_heatmap_gaussian``, ``FastFocalLoss``); nuScenes ``calc_ap`` in nuscenes-devkit.
+
+Deviations from the reference code:
+- no point cap per pillar and no pillar cap per scene (scatter-max over all points): simpler, same
+  result when the caps are not hit.
+- a 2-stage BEV CNN (PointPillars has 3) and one upsample: smaller for CPU.
+- one CenterHead for cars with one shared 3x3 conv; CenterPoint has per-task heads and separate
+  branches per regression target, and rotated NMS / IoU-based evaluation (here centre distance only).
+- the Gaussian radius uses CornerNet's third case only (CenterPoint takes the minimum of three).
+"""
 
 from __future__ import annotations
 
