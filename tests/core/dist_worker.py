@@ -69,10 +69,9 @@ def main(out_path: str) -> None:
         ref.backward()
         summed = local.detach().clone()
         dist.all_reduce(summed)
-        # DDP averages gradients over processes: the effective loss is the mean of local losses
+        # DDP averages gradients over processes: the effective loss is the mean of local losses (for
+        # Barlow Twins every process computes the same global statistic, so the mean is that value)
         mean_loss = summed / world
-        if name == "barlow":  # every process computes the same global statistic
-            mean_loss = summed / world
         grad_q = q.grad / world
         results[name] = {
             "loss_diff": abs(float(mean_loss - ref)),

@@ -77,3 +77,23 @@ def test_pipeline_seeded_shapes_and_single_image():
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert aug(imgs[0]).shape == (3, 24, 24)  # per-sample use on CPU
     assert abs(float(a.mean())) < 1.0 and 0.3 < float(a.std()) < 2.0  # normalised
+
+
+def test_simclr_view_applies_each_stage_at_its_rate():
+    """SimCLR's view (the recipe's first view): with the same seed, switching one stage off changes exactly
+    the images that stage touched, at the stage's probability (colour jitter 0.8, grayscale 0.2, flip 0.5;
+    256 images, 4-sigma bands). A pipeline that silently skips a stage makes zero images differ."""
+    from dataclasses import replace
+
+    from multissl.image.tasks import Augment
+
+    view = Augment().view(0)
+    x = _images(256, seed=1)
+    for field, p in (("jitter_p", 0.8), ("grayscale_p", 0.2), ("flip_p", 0.5)):
+        torch.manual_seed(0)
+        on = BatchAugment(view)(x)
+        torch.manual_seed(0)
+        off = BatchAugment(replace(view, **{field: 0.0}))(x)
+        changed = float((on - off).abs().flatten(1).amax(1).gt(1e-4).float().mean())
+        band = 4 * (p * (1 - p) / 256) ** 0.5
+        assert abs(changed - p) < band, (field, changed, p)

@@ -2,14 +2,17 @@
 utterances): the loss falls, the encoder reconstructs altered frames of the never-seen test speakers
 better than the same encoder at its random initialisation, and the frozen-feature keyword probe
 (logistic regression on mean + std pooled last-layer features, speaker-disjoint: test speakers theo +
-yweweler, 120 utterances) beats the same probe on that same random-initialised encoder (same seed) by
-at least 4 points.
+yweweler, 120 utterances) beats the same probe on that same random-initialised encoder (same seed).
 
-Configuration (hidden 32, 2 heads, FFN 128, no dropout, AdamW 3e-3, 800 steps of 16) chosen on the
-validation speaker (nicolas) over 3 seeds among hidden 16-128, 40-1600 steps, lr 1e-3-5e-3, dropout
-0-0.3, utterance / global CMVN, every hidden state, mean / mean + std pooling and the weighted-layer
-probe; per-seed figures (6 seeds, test margin +5.0 to +21.6 points) in docs/notes/speech.md. The
-speaker-ID probe is NOT asserted: at this scale it does not beat the random encoder (-6.7 to +5.0).
+Chosen on one split and seed set, asserted on another: the configuration (hidden 32, 2 heads, FFN 128, no
+dropout, AdamW 3e-3, 800 steps of 16) was selected on the VALIDATION speaker (nicolas) over training seeds
+0, 1, 2 among hidden 8-128, 40-1600 steps, lr 1e-3-5e-3, dropout 0-0.3, utterance / global CMVN, every
+hidden state, mean / mean + std pooling and the weighted-layer probe (the search is listed in
+docs/notes/speech.md). It is asserted on the TEST speakers with seed 42, which took no part in the
+selection. Measured test margins over the random init, 6 seeds: +5.0 to +21.6 points (selection seeds
+0-2: +5.9, +5.0, +21.6; unseen seeds 42, 3, 4: +14.1, +10.0, +10.9). The asserted margin, +2.5 points
+(3 of 120 utterances), is half the smallest of them. The speaker-ID probe is NOT asserted: at this scale
+it does not beat the random encoder (-6.7 to +5.0).
 """
 
 import json
@@ -36,6 +39,7 @@ def _heldout_loss(method, batch) -> float:
         return float(method.eval()(batch).loss)
 
 
+@pytest.mark.learning
 def test_tiny_tera_pretraining_beats_its_random_init(tmp_path):
     recipe = load_recipe("speech/tera-cpu-fsdd", TINY)
     results = run_recipe(recipe, run_dir=str(tmp_path / "run"))
@@ -43,9 +47,8 @@ def test_tiny_tera_pretraining_beats_its_random_init(tmp_path):
     losses = [r["loss"] for r in logs if "loss" in r]
     assert losses[-1] < 0.85 * losses[0]
     m = results["metrics"]
-    assert m["test/keyword_acc"] > 0.3, m  # 10 digits: chance is 0.1
     # measured (seeds 0, 1, 2, 42, 3, 4): +5.9, +5.0, +21.6, +14.1, +10.0, +10.9 points
-    assert m["test/keyword_acc"] >= m["test/random_keyword_acc"] + 0.04, m
+    assert m["test/keyword_acc"] >= m["test/random_keyword_acc"] + 0.025, m
 
     cfg = recipe.config
     utts = [u for u in load_utterances(cfg.data.fsdd) if u.speaker in ("theo", "yweweler")]

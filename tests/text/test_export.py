@@ -49,6 +49,17 @@ def test_export_loads_in_transformers_and_sentence_transformers(tiny_bert, tmp_p
                  "--device", "cpu"]) == 0  # a run folder evaluates its export/
     assert json.loads(capsys.readouterr().out)["scores"]["sts-dev.csv.gz"]["spearman"] == \
         pytest.approx(score["spearman"], abs=1e-6)
+    # the same figure computed independently: the export's embeddings (checked above against AutoModel),
+    # cosine similarity, and scipy's Spearman against the gold scores
+    from scipy.stats import spearmanr
+
+    from multissl.text.data import load_sts
+
+    pairs = load_sts("stsb/sts-dev.csv.gz", "dev")[0]
+    with torch.no_grad():
+        a, b = ours.encode(pairs.s1), ours.encode(pairs.s2)
+    expected = 100 * spearmanr(torch.nn.functional.cosine_similarity(a, b).numpy(), pairs.scores.numpy())[0]
+    assert abs(score["spearman"] - expected) < 1e-3, (score, expected)
     out = tmp_path / "emb.npy"
     (tmp_path / "s.txt").write_text("\n".join(sentences))
     assert main(["embed", "--run", str(run), "--data", str(tmp_path / "s.txt"), "--out", str(out)]) == 0

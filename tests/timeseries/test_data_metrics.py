@@ -54,9 +54,16 @@ def test_metrics_and_batched_evaluation():
 
 def test_dlinear_starts_as_the_window_mean():
     x = torch.randn(4, 48, 3)
-    out = DLinear(48, 12, 3)(x)
-    # initial weights 1/L on both parts: seasonal + trend sums to the mean of the input (+ bias)
+    model = DLinear(48, 12, 3)
+    out = model(x)
+    # initial weights 1/L on both parts: seasonal + trend sums to the mean of the input (+ both biases)
+    bias = (model.seasonal[0].bias + model.trend[0].bias).detach()  # (12,)
+    expected = x.mean(1, keepdim=True) + bias[None, :, None]
     assert out.shape == (4, 12, 3)
+    assert torch.allclose(out, expected, atol=1e-5)
+    individual = DLinear(48, 12, 3, individual=True)
+    bias = torch.stack([(s.bias + t.bias).detach() for s, t in zip(individual.seasonal, individual.trend, strict=True)], 1)
+    assert torch.allclose(individual(x), x.mean(1, keepdim=True) + bias[None], atol=1e-5)  # (12, 3) biases
 
 
 def test_mask_rate_is_the_masked_fraction_not_the_kept_one():
