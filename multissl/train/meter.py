@@ -1,8 +1,9 @@
 """Running figures of the training loop kept ON the device between logging steps (open_clip's habit).
 
-The loss of every micro-batch is added to a device tensor; the first non-finite loss is remembered on
-the device too. Nothing is read back until a logging, validation or checkpoint step, where the loss is
-averaged over micro-batches AND processes with one all-reduce.
+Each micro-batch's detached loss (and logged tensors) is only kept by reference: no device op and no
+sync per step. At a logging, validation or checkpoint step they are stacked once: the first non-finite
+loss (its step and value) raises, and at logging steps the loss is averaged over micro-batches AND
+processes with one all-reduce.
 """
 
 from __future__ import annotations
@@ -17,55 +18,59 @@ from multissl.errors import TrainingDivergedError
 
 
 class RunningMeter:
-    """Sums of the loss and of the method's logs since the last read, and the first divergence."""
+    """The losses and the method's logs since the last read, and the first divergence."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.reset()
-        self.bad_step = torch.full((), math.inf, device=device)  # first optimizer step with a non-finite loss
-        self.bad_value = torch.zeros((), device=device)
 
     def reset(self) -> None:
-        self.loss_sum = torch.zeros((), device=self.device)
-        self.count = 0
-        self.log_sums: dict[str, Any] = {}
-        self.log_counts: dict[str, int] = {}
+        self.losses: list[torch.Tensor] = []
+        self.steps: list[int] = []
+        self.logs: dict[str, list[Any]] = {}
 
     def add(self, loss: torch.Tensor, logs: dict[str, Any], step: int) -> None:
-        """Record one micro-batch of optimizer step ``step`` (1-based) without a device sync."""
-        loss = loss.detach().float()
-        new_bad = ~torch.isfinite(loss) & torch.isinf(self.bad_step)
-        self.bad_step = torch.where(new_bad, torch.full_like(self.bad_step, step), self.bad_step)
-        self.bad_value = torch.where(new_bad, loss, self.bad_value)
-        self.loss_sum = self.loss_sum + loss
-        self.count += 1
+        """Record one micro-batch of optimizer step ``step`` (1-based) without a device op or sync."""
+        self.losses.append(loss.detach())
+        self.steps.append(step)
         for k, v in logs.items():
-            v = v.detach().float() if isinstance(v, torch.Tensor) else float(v)
-            self.log_sums[k] = self.log_sums.get(k, 0.0) + v
-            self.log_counts[k] = self.log_counts.get(k, 0) + 1
+            self.logs.setdefault(k, []).append(v.detach() if isinstance(v, torch.Tensor) else float(v))
+
+    def _stacked(self) -> torch.Tensor:
+        return torch.stack([x.float().reshape(()) for x in self.losses]) if self.losses else \
+            torch.zeros(0, device=self.device)
 
     def check(self, epoch: int, hint: str) -> None:
         """Raise :class:`TrainingDivergedError` if any process saw a non-finite loss (one collective)."""
-        bad = self.bad_step.clone()
+        losses = self._stacked()
+        bad = ~torch.isfinite(losses)
+        first = torch.full((), math.inf, device=self.device)
+        if bad.any():
+            first = torch.tensor(float(self.steps[int(bad.nonzero()[0])]), device=self.device)
         if is_distributed():
             import torch.distributed as dist
 
-            dist.all_reduce(bad, op=dist.ReduceOp.MIN)
-        step = float(bad)
+            dist.all_reduce(first, op=dist.ReduceOp.MIN)
+        step = float(first)
         if math.isfinite(step):
-            value = float(self.bad_value) if float(self.bad_step) == step else float("nan")
+            mine = [float(v) for s, v in zip(self.steps, losses.tolist(), strict=True) if s == step and
+                    not math.isfinite(v)]
+            value = mine[0] if mine else float("nan")
             raise TrainingDivergedError(f"The loss became {value} at step {int(step)} (epoch {epoch}). {hint}")
 
     def read(self) -> dict[str, float]:
         """Mean loss over micro-batches and processes, and each log's mean over this process's
         micro-batches, since the last read; then start again."""
-        if self.count == 0:
+        if not self.losses:
             return {}
-        pair = all_reduce_sum(torch.stack([self.loss_sum, torch.tensor(float(self.count), device=self.device)]))
-        tensors = {k: v for k, v in self.log_sums.items() if isinstance(v, torch.Tensor)}
-        values = torch.stack([pair[0] / pair[1], *[v / self.log_counts[k] for k, v in tensors.items()]]).tolist()
+        losses = self._stacked()
+        pair = all_reduce_sum(torch.stack([losses.sum(), torch.tensor(float(len(self.losses)), device=losses.device)]))
+        tensors = {k: v for k, v in self.logs.items() if any(isinstance(x, torch.Tensor) for x in v)}
+        means = [torch.stack([torch.as_tensor(x, dtype=torch.float32, device=losses.device).reshape(())
+                              for x in v]).mean() for v in tensors.values()]
+        values = torch.stack([pair[0] / pair[1], *means]).tolist()
         out = {"loss": values[0]}
         out.update(dict(zip(tensors, values[1:], strict=True)))
-        out.update({k: v / self.log_counts[k] for k, v in self.log_sums.items() if k not in tensors})
+        out.update({k: sum(v) / len(v) for k, v in self.logs.items() if k not in tensors})
         self.reset()
         return out
