@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from multissl.errors import MultisslError
@@ -22,6 +23,7 @@ EPILOG = """examples:
   multissl embed --run runs/NAME/TIME --data PATH --out emb.npy
   multissl bench overhead                           trainer vs a bare PyTorch loop
   multissl report runs/ --out report                one HTML page of all runs and bench records
+  multissl mine-negatives --data pairs.csv --out triplets.jsonl   hard negatives for contrastive.pairs
 """
 
 
@@ -39,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="DIR", help="run folder (or checkpoint) to resume exactly")
     t.add_argument("--output-dir", metavar="DIR", help="parent folder of runs (default: train.output_dir)")
     t.add_argument("--run-dir", metavar="DIR", help="exact run folder to write (default: <output>/<name>/<time>)")
+    t.add_argument("--overwrite", action="store_true", help="replace the run already in --run-dir (refused without it)")
 
     e = sub.add_parser("eval", help="evaluate a model on a benchmark (multissl eval NAME --help)", add_help=False)
     e.add_argument("name", nargs="?", help="evaluation name")
@@ -53,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("recipes", help="list shipped recipes with one-line descriptions")
     r.add_argument("filter", nargs="?", help="only names containing this text")
+
+    sub.add_parser("mine-negatives", help="write (anchor, positive, negatives) with hard negatives mined by a model "
+                   "(multissl mine-negatives --help)", add_help=False)
 
     b = sub.add_parser("bench", help="benchmarks against peers (multissl bench NAME --help)", add_help=False)
     b.add_argument("name", nargs="?", help="benchmark name, or 'report'")
@@ -80,7 +86,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from multissl.run import run_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
-    results = run_recipe(recipe, resume=args.resume, output_dir=args.output_dir, run_dir=args.run_dir)
+    results = run_recipe(recipe, resume=args.resume, output_dir=args.output_dir, run_dir=args.run_dir,
+                          overwrite=args.overwrite)
     import json
 
     print(json.dumps(results.get("metrics", {}), indent=2))
@@ -115,41 +122,74 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
+def guarded(fn: Callable[[], int | None]) -> int:
+    """Run ``fn()`` as the CLI does: a user error (MultisslError, an unreadable file or folder, a file
+    that is not UTF-8) prints ONE line ``multissl: error: ...`` and returns 2, never a traceback
+    (set ``MULTISSL_TRACEBACK=1`` to see the traceback of an OSError / UnicodeDecodeError)."""
+    try:
+        return int(fn() or 0)
+    except MultisslError as exc:
+        print(f"multissl: error: {exc}", file=sys.stderr)
+        return 2
+    except (UnicodeDecodeError, OSError):
+        if os.environ.get("MULTISSL_TRACEBACK"):
+            raise
+        return _system_error(sys.exc_info()[1])
+    except KeyboardInterrupt:
+        print("multissl: interrupted; resume with --resume RUN_DIR", file=sys.stderr)
+        return 130
+
+
+def _system_error(exc: BaseException | None) -> int:
+    """One line for an OSError or UnicodeDecodeError that reached the CLI; exit code 2."""
+    if isinstance(exc, UnicodeDecodeError):  # a loader that did not name its file: one line, with the offset
+        print(f"multissl: error: an input file is not UTF-8 text (byte offset {exc.start}: {exc.reason}); "
+              "convert it to UTF-8", file=sys.stderr)
+    elif isinstance(exc, OSError):  # the system refused a path (permissions, a file where a folder goes)
+        print(f"multissl: error: {exc.strerror or exc} ({exc.filename or 'file system'}); check that path",
+              file=sys.stderr)
+    return 2
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    if args.command == "mine-negatives":  # its own argparse (multissl.finetune.mine)
+        from multissl.finetune.mine import main as mine_negatives
+
+        return mine_negatives(argv[1:])
+    if args.command == "train":
+        return cmd_train(args)
+    if args.command == "eval":
+        return _dispatch("EVALS", args.name, args.args, "evaluations (multissl eval NAME --help):")
+    if args.command == "bench":
+        if args.name == "report":
+            from multissl.bench.harness import report
+
+            return report(args.args)
+        return _dispatch("BENCHES", args.name, args.args, "benchmarks (multissl bench NAME --help; "
+                         "multissl bench report gathers all records):")
+    if args.command == "embed":
+        return cmd_embed(args)
+    if args.command == "recipes":
+        return cmd_recipes(args)
+    if args.command == "report":
+        from multissl.report.build import main as report_main
+
+        return report_main([*args.runs, "--out", args.out])
+    parser.print_help()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    if argv and argv[0] in ("eval", "bench"):  # NAME and everything after it belong to that command
+    if argv and argv[0] == "mine-negatives":
+        args = argparse.Namespace(command=argv[0])
+    elif argv and argv[0] in ("eval", "bench"):  # NAME and everything after it belong to that command
         args = argparse.Namespace(command=argv[0], name=argv[1] if len(argv) > 1 else None, args=argv[2:])
     else:
         args = parser.parse_args(argv)
     try:
-        if args.command == "train":
-            return cmd_train(args)
-        if args.command == "eval":
-            return _dispatch("EVALS", args.name, args.args, "evaluations (multissl eval NAME --help):")
-        if args.command == "bench":
-            if args.name == "report":
-                from multissl.bench.harness import report
-
-                return report(args.args)
-            return _dispatch("BENCHES", args.name, args.args, "benchmarks (multissl bench NAME --help; "
-                             "multissl bench report gathers all records):")
-        if args.command == "embed":
-            return cmd_embed(args)
-        if args.command == "recipes":
-            return cmd_recipes(args)
-        if args.command == "report":
-            from multissl.report.build import main as report_main
-
-            return report_main([*args.runs, "--out", args.out])
-        parser.print_help()
-        return 0
-    except MultisslError as exc:
-        print(f"multissl: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("multissl: interrupted; resume with --resume RUN_DIR", file=sys.stderr)
-        return 130
+        return guarded(lambda: _run(args, parser, argv))
     finally:
         if os.environ.get("MULTISSL_DEBUG_IMPORTS"):
             print(sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "transformers"})[:5], file=sys.stderr)

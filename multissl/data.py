@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from multissl.errors import DataError
@@ -13,14 +14,18 @@ def project_root() -> Path:
 
 
 def resolve_data_path(path: str | Path, what: str = "data") -> Path:
-    """An existing path: as given, relative to the project root, or under ``data/``; else a DataError."""
-    p = Path(path).expanduser()
-    for candidate in (p, project_root() / p, project_root() / "data" / p):
+    """An existing path: as given (``$MULTISSL_DATA`` and ``~`` expanded), relative to the project root,
+    under ``data/``, or under ``$MULTISSL_DATA`` (where full data sets live); else a DataError."""
+    p = Path(os.path.expandvars(str(path))).expanduser()
+    roots = [project_root(), project_root() / "data"]
+    if os.environ.get("MULTISSL_DATA"):
+        roots.append(Path(os.environ["MULTISSL_DATA"]))
+    for candidate in (p, *(r / p for r in roots)):
         if candidate.exists():
             return candidate
     raise DataError(
-        f"{what} not found: '{path}' (looked in the working directory, {project_root()} and "
-        f"{project_root() / 'data'}). Check the path, or see data/README.md for the shipped sets.")
+        f"{what} not found: '{path}' (looked in the working directory, {', '.join(map(str, roots))}). Check the "
+        "path, set MULTISSL_DATA to the folder of full data sets, or see data/README.md for the shipped sets.")
 
 
 class SequenceDataset:
@@ -39,3 +44,26 @@ class SequenceDataset:
 
     def __getitem__(self, i: int):
         return self.items[i]
+
+
+def numeric_columns(frame, columns: list, path: str | Path, header_lines: int = 1):
+    """``frame[columns]`` as a float32 array; a DataError naming the file, line and column of the first
+    cell that is not a number, or is empty / NaN / infinite (a NaN would silently poison training or
+    give NaN embeddings)."""
+    import numpy as np
+    import pandas as pd
+
+    out = np.empty((len(frame), len(columns)), dtype=np.float32)
+    for j, col in enumerate(columns):
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raw = frame[col].iloc[i]
+            label = frame.index[i]
+            line = f"line {int(label) + 1 + header_lines}" if isinstance(label, (int, np.integer)) else f"row {label}"
+            what = "is empty or NaN" if pd.isna(raw) else f"holds {str(raw)[:40]!r}, not a finite number"
+            raise DataError(f"{path}: {line}, column '{col}' {what} ({int(bad.sum())} such cells in that column); "
+                            "fix or drop those rows")
+        out[:, j] = values
+    return out

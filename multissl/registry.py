@@ -7,9 +7,12 @@ imports torch; the object is imported only when it is used.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
+import sys
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from multissl.errors import MultisslError, did_you_mean
@@ -37,6 +40,21 @@ class Entry:
         return getattr(module, attr)
 
 
+def _read_catalog(package_dir: Path, package: str) -> Any | None:
+    """Execute ``<package>/catalog.py`` alone, without importing the package (its ``__init__`` may
+    import torch); None when the adapter has no catalog."""
+    path = package_dir / "catalog.py"
+    if not path.is_file():
+        return None
+    name = f"multissl.{package}.catalog"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @cache
 def _catalog() -> dict[str, dict[str, Entry]]:
     import multissl
@@ -45,12 +63,9 @@ def _catalog() -> dict[str, dict[str, Entry]]:
     for info in sorted(pkgutil.iter_modules(multissl.__path__), key=lambda m: m.name):
         if not info.ispkg:
             continue
-        try:
-            catalog = importlib.import_module(f"multissl.{info.name}.catalog")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"multissl.{info.name}.catalog":
-                continue
-            raise
+        catalog = _read_catalog(Path(info.module_finder.path) / info.name, info.name)
+        if catalog is None:
+            continue
         for kind in KINDS:
             for name, (target, description) in getattr(catalog, kind, {}).items():
                 if name in found[kind]:

@@ -1,6 +1,6 @@
 """Build the shipped MIT-BIH subset ``data/mitdb-mini/mitdb_mini.npz`` from the staged full data.
 
-    python -m multissl.biosignal.make_subset /work/shared/data/biosignal/mitdb/mitdb_npz.tar.xz \
+    python -m multissl.biosignal.make_subset $MULTISSL_DATA/biosignal/mitdb/mitdb_npz.tar.xz \
         data/mitdb-mini/mitdb_mini.npz --minutes 5 --fs 128
 
 MLII lead resampled to ``fs``, first ``minutes`` of each record, stored as int16 first differences at

@@ -19,7 +19,7 @@ from torch import nn
 
 from multissl.errors import MultisslError
 
-POOLINGS = ("mean", "cls", "cls_before_pooler", "pooler", "max")
+POOLINGS = ("mean", "cls", "cls_before_pooler", "pooler", "max", "last_token")
 MINILM_ALIASES = {"minilm", "all-minilm-l6-v2", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
 
@@ -86,11 +86,21 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str,
         return hidden[:, 0]
     if pooling == "max":
         return hidden.masked_fill(attention_mask.unsqueeze(-1) == 0, torch.finfo(hidden.dtype).min).max(1).values
+    if pooling == "last_token":  # decoder / E5-mistral style: the last non-pad token (left or right padding)
+        return last_token(hidden, attention_mask)
     if pooling == "pooler":
         if pooler_output is None:
             raise MultisslError("pooling 'pooler' needs a model with a pooler (e.g. BERT)")
         return pooler_output
     raise MultisslError(f"Unknown pooling '{pooling}'; choose one of {POOLINGS}")
+
+
+def last_token(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The state of each row's last non-pad token (B, H); works for left- and right-padded batches."""
+    if bool(attention_mask[:, -1].all()):
+        return hidden[:, -1]
+    last = attention_mask.long().cumsum(1).argmax(1)  # index of the last 1 in each row
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 
 class HFEncoder(nn.Module):
@@ -199,13 +209,15 @@ class HFEncoder(nn.Module):
         if "config_sentence_transformers" in base:
             (path / "config_sentence_transformers.json").write_text(
                 json.dumps(base["config_sentence_transformers"], indent=2))
-        mode = {"mean": "mean", "cls": "cls", "cls_before_pooler": "cls", "max": "max"}.get(self.pooling)
+        mode = {"mean": "mean", "cls": "cls", "cls_before_pooler": "cls", "max": "max",
+                "last_token": "lasttoken"}.get(self.pooling)
         if mode is None:
             raise MultisslError("pooling 'pooler' cannot be expressed as a sentence-transformers Pooling module; "
                                 "export with pooling 'cls_before_pooler' or 'mean'")
         pooling_cfg = {"word_embedding_dimension": self.hidden_size, "pooling_mode_cls_token": mode == "cls",
                        "pooling_mode_mean_tokens": mode == "mean", "pooling_mode_max_tokens": mode == "max",
-                       "pooling_mode_mean_sqrt_len_tokens": False, "include_prompt": True}
+                       "pooling_mode_mean_sqrt_len_tokens": False, "pooling_mode_lasttoken": mode == "lasttoken",
+                       "include_prompt": True}
         (path / "1_Pooling").mkdir(exist_ok=True)
         (path / "1_Pooling" / "config.json").write_text(json.dumps(pooling_cfg, indent=2))
         (path / "multissl_encoder.json").write_text(json.dumps({"pooling": self.pooling,

@@ -97,17 +97,18 @@ def load_node_graph(path: str, name: str | None = None, fractions: tuple[float, 
     """Read a graph for node classification.
 
     ``path`` is one of: a folder of Planetoid pickles ``ind.<name>.{x,y,tx,ty,allx,ally,graph,test.index}``
-    (read by PyG's ``read_planetoid_data``, public split; the Planetoid format IS a Python pickle, so
-    only point this at Planetoid files you trust, such as the shipped ``data/planetoid``); a ``.pt`` file holding a PyG ``Data`` object
+    (read by PyG's ``read_planetoid_data``, public split; the Planetoid format is a Python pickle, so
+    it is read by :mod:`multissl.safe_pickle`, which admits only arrays, sparse matrices and containers
+    and refuses a file that asks to run code); a ``.pt`` file holding a PyG ``Data`` object
     or a dict with ``x``, ``edge_index`` and optional ``y`` / ``*_mask``; or a folder with
     ``edges.{txt,csv,npy}`` (two node ids per row), ``features.{npy,npz,csv,txt}`` and optional
     ``labels.{npy,txt,csv}``. Missing masks get a seeded random split with ``fractions``.
     """
     p = resolve_data_path(path, "graph")
     if p.is_dir() and any(p.glob("ind.*.graph")):
-        from torch_geometric.io import read_planetoid_data
+        from multissl.safe_pickle import read_planetoid
 
-        data = read_planetoid_data(str(p), _planetoid_prefix(p, name))
+        data = read_planetoid(p, _planetoid_prefix(p, name))
         return NodeGraph(data.x, data.edge_index, data.y, data.train_mask, data.val_mask, data.test_mask)
     if p.is_file() and p.suffix in (".pt", ".pth"):
         obj = _safe_torch_load(p)

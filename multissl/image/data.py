@@ -5,7 +5,7 @@ training batch is one indexing op; the augmentations then run batched on the tra
 (:mod:`multissl.image.augment`). Layouts read:
 
 - ``ROOT/<split>/<class>/*.jpg|png`` folders, or ``ROOT/<split>.tar.gz`` archives holding
-  ``<split>/<class>/<file>`` (CIFAR-10 as JPEGs: ``/work/shared/data/cifar10``; the shipped subset
+  ``<split>/<class>/<file>`` (CIFAR-10 as JPEGs: ``$MULTISSL_DATA/cifar10``; the shipped subset
   ``cifar10-mini``);
 - ``hf:NAME`` (online users): ``datasets.load_dataset(NAME, split=...)`` with an image and a label column.
 
@@ -58,23 +58,34 @@ def _to_array(data: bytes | object, size: int, channels: int) -> np.ndarray:
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
-def _decode_all(items: list[bytes | object], size: int, channels: int) -> torch.Tensor:
+def _decode_all(items: list[bytes | object], size: int, channels: int, names: list[str] | None = None) -> torch.Tensor:
     if not items:
         return torch.zeros(0, channels, size, size, dtype=torch.uint8)
+
+    def decode(i: int) -> np.ndarray:
+        try:
+            return _to_array(items[i], size, channels)
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL's UnidentifiedImageError is an OSError
+            name = names[i] if names else f"item {i}"
+            raise DataError(f"{name} is not a readable image ({type(exc).__name__}); remove it from the image "
+                            "folder or replace it") from None
+
     with ThreadPoolExecutor(max_workers=8) as pool:  # PIL releases the GIL while decoding
-        arrays = list(pool.map(lambda d: _to_array(d, size, channels), items, chunksize=256))
+        arrays = list(pool.map(decode, range(len(items)), chunksize=256))
     return torch.from_numpy(np.stack(arrays))
 
 
-def _from_members(pairs: list[tuple[str, bytes | Path]], size: int, channels: int,
+def _from_members(pairs: list[tuple], size: int, channels: int,
                   classes: list[str] | None) -> ImageSet:
     """pairs of (class name, bytes or path) -> ImageSet, in sorted (class, file) order."""
-    names = classes or sorted({c for c, _ in pairs})
+    names = classes or sorted({p[0] for p in pairs})
     index = {c: i for i, c in enumerate(names)}
     pairs = [p for p in pairs if p[0] in index]
     data = [p[1].read_bytes() if isinstance(p[1], Path) else p[1] for p in pairs]
-    labels = torch.tensor([index[c] for c, _ in pairs], dtype=torch.long)
-    return ImageSet(_decode_all(data, size, channels), labels, names)
+    labels = torch.tensor([index[p[0]] for p in pairs], dtype=torch.long)
+    where = [str(p[1]) if isinstance(p[1], Path) else (p[2] if len(p) > 2 else f"{p[0]}/item {i}")
+             for i, p in enumerate(pairs)]
+    return ImageSet(_decode_all(data, size, channels, where), labels, names)
 
 
 def _read_tar(path: Path, split: str) -> list[tuple[str, str, bytes]]:
@@ -116,7 +127,7 @@ def load_image_folder(root: str, split: str, image_size: int = 32, channels: int
             raise DataError(f"No '{split}' split under {base}: expected a folder {folder}/<class>/<image> or an "
                             f"archive {base}/{split}.tar.gz")
     members = sorted(_read_tar(archive, split), key=lambda t: (t[0], t[1]))
-    return _from_members([(c, b) for c, _, b in members], image_size, channels, classes)
+    return _from_members([(c, b, f"{archive}:{m}") for c, m, b in members], image_size, channels, classes)
 
 
 def load_hf_images(name: str, split: str, image_size: int = 32, channels: int = 3, image_key: str = "img",

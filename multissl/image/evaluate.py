@@ -42,5 +42,8 @@ def main(argv: list[str]) -> int:
     method.to("cuda" if torch.cuda.is_available() else "cpu").eval()
     with torch.no_grad():
         metrics = parts.final_evaluate(method)
+    from multissl.eval.guards import require_finite
+
+    require_finite(metrics, f"image probes of {run}")
     print(json.dumps({"run": str(run), "checkpoint": choice, **metrics}, indent=2))
     return 0

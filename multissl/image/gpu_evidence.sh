@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # GPU evidence for the image adapter (docs/notes/image.md): bench vs lightly, then SimCLR and BYOL on
 # full CIFAR-10 (ResNet-18 CIFAR stem, bf16, channels_last), each trained in two resumed chunks.
-# Usage (repo root, CIFAR tarballs in $DATA): DATA=.cifar10full BUDGET=180 OUT=/tmp/out bash multissl/image/gpu_evidence.sh
+# Usage (repo root, CIFAR tarballs in $DATA): DATA=.cifar10full BUDGET=180 OUT=runs/out bash multissl/image/gpu_evidence.sh
 set -u
-DATA=${DATA:-/work/shared/data/cifar10}; BUDGET=${BUDGET:-180}; OUT=${OUT:-/tmp/image-evidence}
-RUNS=${RUNS:-/tmp/image-runs}; mkdir -p "$OUT" "$RUNS"
+DATA=${DATA:-${MULTISSL_DATA:?set MULTISSL_DATA to the folder holding cifar10/}/cifar10}; BUDGET=${BUDGET:-180}; OUT=${OUT:-runs/image-evidence}
+RUNS=${RUNS:-runs/image-runs}; mkdir -p "$OUT" "$RUNS"
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}. PYTHONUNBUFFERED=1 MULTISSL_BENCH_DIR=$OUT
 PY=${PY:-python3}; CLI="$PY -m multissl.cli"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true

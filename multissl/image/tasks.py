@@ -32,7 +32,7 @@ from multissl.tasks import Task, TaskParts, section_kwargs
 @dataclass
 class ImageData:
     root: str = param("cifar10-mini", "image-folder root (<split>/<class>/img or <split>.tar.gz; shipped short "
-                      "name, any path, e.g. /work/shared/data/cifar10 for full CIFAR-10) or hf:NAME")
+                      "name, any path, e.g. $MULTISSL_DATA/cifar10 for full CIFAR-10) or hf:NAME")
     train_split: str = param("train", "split used for pre-training (labels only for kNN/probe)")
     test_split: str = param("test", "split used for the final test figures")
     image_size: int = param(32, "images are resized/centre-cropped to this side when loaded")

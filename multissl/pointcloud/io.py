@@ -22,17 +22,18 @@ def read_points(path: str | Path) -> np.ndarray:
     """
     p = resolve_data_path(path, "point cloud")
     name = p.name.lower()
-    if name.endswith(".pcd.bin"):
-        return np.fromfile(p, np.float32).reshape(-1, 5)
-    if p.suffix == ".bin":
-        raw = np.fromfile(p, np.float32)
-        if raw.size % 4:
-            raise DataError(f"{p}: size is not a multiple of 4 floats (KITTI velodyne layout x, y, z, r)")
-        return raw.reshape(-1, 4)
+    if name.endswith(".pcd.bin") or p.suffix == ".bin":
+        cols, layout = (5, "nuScenes x, y, z, intensity, ring") if name.endswith(".pcd.bin") else \
+            (4, "KITTI velodyne x, y, z, reflectance")
+        size = p.stat().st_size
+        if size % (4 * cols):  # np.fromfile would silently drop the tail
+            raise DataError(f"{p}: {size} bytes is not a whole number of {4 * cols}-byte points ({cols} float32: "
+                            f"{layout}); the file is truncated or not a point cloud")
+        return np.fromfile(p, np.float32).reshape(-1, cols)
     if p.suffix == ".npy":
-        return np.load(p).astype(np.float32)
+        return np.load(p, allow_pickle=False).astype(np.float32)
     if p.suffix == ".npz":
-        z = np.load(p)
+        z = np.load(p, allow_pickle=False)
         return np.asarray(z[z.files[0]], np.float32)
     if p.suffix in (".ply", ".pcd"):
         from multissl.pointcloud.o3d import import_open3d

@@ -26,6 +26,9 @@ def load_audio(source: str | Path | bytes, sample_rate: int | None = None) -> to
     except (RuntimeError, TypeError) as exc:  # soundfile's LibsndfileError is a RuntimeError
         name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
         raise DataError(f"Cannot decode audio {name}: {exc}. Supported: wav, flac, ogg (libsndfile).") from None
+    if data.shape[0] == 0:
+        name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+        raise DataError(f"Audio {name} holds no samples (an empty recording); remove it from the data set")
     wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
     if sample_rate is not None and sr != sample_rate:
         wave = resample(wave, sr, sample_rate)

@@ -2,7 +2,7 @@
 resampled to one rate and mixed with noise. Never includes a test speaker's audio.
 
     python -m multissl.speech.corpus --out runs/speech-corpus --num 3000 \
-        --text /work/shared/data/wiki1m/wiki1m_head11913.txt.gz [--real PATH --exclude-speakers theo yweweler]
+        --text $MULTISSL_DATA/wiki1m/wiki1m_head11913.txt.gz [--real PATH --exclude-speakers theo yweweler]
 
 Synthetic utterances: text drawn from the given sentence file(s) (short 1-3 word phrases or chunks of up
 to 12 words), one of the installed English espeak-ng voices (``--voices=en``, MBROLA voices skipped)
@@ -30,7 +30,7 @@ import torch
 from multissl.errors import DataError
 from multissl.speech.audio import load_audio, resample, save_audio
 
-DEFAULT_TEXT = "/work/shared/data/wiki1m/wiki1m_head11913.txt.gz"
+DEFAULT_TEXT = "wiki1m/wiki1m_head11913.txt.gz"  # the shipped copy under data/
 
 
 def espeak_binary() -> str:
@@ -62,9 +62,9 @@ def voice_variants() -> list[str]:
 def read_sentences(paths: list[str]) -> list[str]:
     out = []
     for p in paths:
-        path = Path(p)
-        if not path.exists():
-            raise DataError(f"text file {p} not found (one sentence per line, .txt or .gz)")
+        from multissl.data import resolve_data_path
+
+        path = resolve_data_path(p, "text file (one sentence per line, .txt or .gz)")
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8", errors="ignore") as fh:
             out += [line.strip() for line in fh if 3 <= len(line.split()) <= 60]

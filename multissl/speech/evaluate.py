@@ -1,6 +1,6 @@
 """``multissl eval speech``: frozen-feature keyword / speaker probes of log-mel, random-init or TERA runs.
 
-    multissl eval speech --data /work/shared/data/speech/fsdd/fsdd_recordings.tar.gz --task keyword \
+    multissl eval speech --data $MULTISSL_DATA/speech/fsdd/fsdd_recordings.tar.gz --task keyword \
         --upstream logmel random runs/tera-cpu-fsdd/seed0 runs/tera-cpu-fsdd/seed1 --layer last weighted
 
 ``--data`` takes any layout of :mod:`multissl.speech.data`. ``keyword``: utterance label, speaker-disjoint
@@ -33,13 +33,14 @@ def load_run(run: Path):
     from multissl.errors import CheckpointError
     from multissl.recipes import load_recipe
     from multissl.speech.tasks import build_method
-    from multissl.train.checkpoint import load_weights
+    from multissl.train.checkpoint import load_weights, verify_file
 
     recipe = load_recipe(str(run / "recipe.yaml"))
     method = build_method(recipe.config)
     for kind in ("best", "last"):
         weights = run / "checkpoints" / kind / "model.safetensors"
         if weights.exists():
+            verify_file(weights)  # the SHA-256 recorded in trainer_state.json
             tensors = load_file(str(weights))
             if "input_mean" not in tensors:  # runs written before the global-CMVN buffers existed
                 tensors.update({k: method.state_dict()[k] for k in ("input_mean", "input_std")})
@@ -123,6 +124,9 @@ def main(argv: list[str]) -> int:
                 rows.append({"upstream": name, "seed": seed, "task": task, "layer": layer, "test_acc": res["test"],
                              "extract_s": extract_s, "probe_s": time.perf_counter() - t1,
                              "layer_weights": res.get("weights")})
+                from multissl.eval.guards import require_finite
+
+                require_finite(rows[-1], f"speech probe {task}/{layer} of {name}")
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "layer_weights"}))
     print("\n| upstream | task | layer | test accuracy (mean +- std) | n | extract s | probe s |")
     print("|---|---|---|---|---|---|---|")

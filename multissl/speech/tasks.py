@@ -31,7 +31,7 @@ from multissl.tasks import Task, TaskParts
 @dataclass
 class SpeechData:
     fsdd: str = param("fsdd/fsdd_subset.tar.gz", "labelled probe set (any layout; shipped FSDD subset, or "
-                      "/work/shared/data/speech/fsdd/fsdd_recordings.tar.gz for all 3,000 files)")
+                      "$MULTISSL_DATA/speech/fsdd/fsdd_recordings.tar.gz for all 3,000 files)")
     pretrain_fsdd: bool = param(True, "pre-train on the probe set's train-speaker utterances with take index >= 5")
     corpus: list[str] = param([], "extra unlabelled pre-training corpora (manifest / folder / any layout)")
     test_speakers: list[str] = param(list(FSDD_TEST_SPEAKERS), "speakers never used in pre-training (keyword test)")

@@ -34,12 +34,36 @@ def load_table(path: str, label_column: int | str = -1, header: bool = False) ->
             arr = frame.to_numpy()
     except (ValueError, OSError) as exc:
         raise DataError(f"Cannot read table {p}: {exc}") from None
-    arr = np.asarray(arr, dtype=np.float64)
+    arr = _numeric(arr, p, header)
     if label_column is None:
         return Table(torch.from_numpy(arr).float(), torch.full((len(arr),), -1, dtype=torch.long))
     y = arr[:, label_column].astype(np.int64)
     x = np.delete(arr, label_column % arr.shape[1], axis=1)
     return Table(torch.from_numpy(x).float(), torch.from_numpy(y))
+
+
+def _numeric(arr: np.ndarray, path, header: bool) -> np.ndarray:
+    """``arr`` as float64; a DataError naming the file, row and column of the first non-number or NaN cell."""
+    offset = 2 if header else 1  # line number in the file of data row 0
+    try:
+        out = np.asarray(arr, dtype=np.float64)
+    except (ValueError, TypeError):
+        out = None
+        for r, row in enumerate(arr):
+            for c, v in enumerate(row):
+                try:
+                    float(v)
+                except (ValueError, TypeError):
+                    raise DataError(f"{path}: row {r + 1} (line {r + offset}), column {c + 1} holds {str(v)[:40]!r}, "
+                                    "which is not a number; fix or drop that row") from None
+    if out is None:  # pragma: no cover - every row converted one by one yet not as a whole
+        raise DataError(f"{path}: the table is not numeric")
+    bad = np.argwhere(~np.isfinite(out))
+    if len(bad):
+        r, c = bad[0].tolist()
+        raise DataError(f"{path}: row {r + 1} (line {r + offset}), column {c + 1} is empty, NaN or infinite "
+                        f"({len(bad)} such cells); fill or drop those rows")
+    return out
 
 
 def split_indices(n: int, fractions: tuple[float, float, float], seed: int) -> tuple[torch.Tensor, ...]:

@@ -37,9 +37,24 @@ SCORE_COLUMNS = ("score", "relatedness_score", "similarity_score", "label", "gol
 
 
 def _open_text(path: Path) -> io.TextIOBase:
+    check_utf8(path)
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="\n")
     return open(path, encoding="utf-8", newline="\n")
+
+
+def check_utf8(path: Path) -> None:
+    """A DataError naming ``path`` and the byte offset when the (optionally gzipped) file is not UTF-8."""
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+    else:
+        raw = Path(path).read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text: byte offset {exc.start} (0x{raw[exc.start]:02x}) cannot be "
+                        "decoded; convert the file to UTF-8 (e.g. iconv -t utf-8)") from None
 
 
 def _stem(path: Path) -> str:
@@ -81,6 +96,7 @@ def load_sentences(source: str, column: str | None = None, limit: int | None = N
     if stem.endswith((".csv", ".tsv")):
         import pandas as pd
 
+        check_utf8(path)
         frame = pd.read_csv(path, sep="\t" if stem.endswith(".tsv") else ",")
         col = column or next((c for c in TEXT_COLUMNS if c in frame.columns), None)
         if col is None or col not in frame.columns:
@@ -289,10 +305,14 @@ def load_sts(source: str, split: str = "test") -> list[STSPairs]:
                         f"sts-{split}.csv[.gz])")
     name = _stem(path)
     if name.startswith("STS.input."):
-        return [_senteval_input(path)]
-    if name.startswith("SICK"):
-        return [_sick_file(path, split)]
-    return [_stsb_file(path)]
+        parts = [_senteval_input(path)]
+    elif name.startswith("SICK"):
+        parts = [_sick_file(path, split)]
+    else:
+        parts = [_stsb_file(path)]
+    if not len(parts[0]):
+        raise DataError(f"{path} holds no scored sentence pairs; give an STS-B, SentEval or SICK file")
+    return parts
 
 
 def load_sts_all(source: str, split: str = "test") -> STSPairs:

@@ -126,6 +126,9 @@ def score_model(ref: str, args, sets: list[ScoredSet]) -> tuple[str, int, dict[s
         if s.pairs.note:
             row["note"] = s.pairs.note
         rows[s.key] = row
+    from multissl.eval.guards import require_finite
+
+    require_finite({k: r["spearman"] for k, r in rows.items()}, f"STS of {ref}")
     return pooling, bank.encoded, rows, draws
 
 

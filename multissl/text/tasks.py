@@ -19,7 +19,7 @@ from multissl.text.augment import RepetitionCollate, TokenizeCollate
 from multissl.text.data import load_sentences, load_sts_all
 from multissl.text.sts import sts_spearman
 
-Pooling = Literal["mean", "cls", "cls_before_pooler", "pooler", "max"]
+Pooling = Literal["mean", "cls", "cls_before_pooler", "pooler", "max", "last_token"]
 assert set(Pooling.__args__) == set(POOLINGS)  # type: ignore[attr-defined]
 
 

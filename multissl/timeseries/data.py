@@ -54,7 +54,9 @@ def load_series(path: str, date_column: str | None = "date", columns: list[str] 
     missing = [c for c in cols if c not in frame.columns]
     if missing:
         raise DataError(f"columns {missing} not in {path} (columns: {list(frame.columns)})")
-    return Series(frame[cols].to_numpy(np.float32), list(cols))
+    from multissl.data import numeric_columns
+
+    return Series(numeric_columns(frame, cols, path, header_lines=1), list(cols))
 
 
 def informer_borders(n: int, seq_len: int, train_months: int = 12, val_months: int = 4, test_months: int = 4,

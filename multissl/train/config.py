@@ -50,8 +50,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "grad_accum_steps", "log_every", "eval_every_epochs"):
             if getattr(self, name) < 1 and not (name == "epochs" and self.max_steps):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.lr < 3.4e38:  # also refuses nan / inf; torch keeps lr in float32 tensors
+            raise ValueError(f"lr must be a positive finite number below 3.4e38 (float32), got {self.lr}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.select_metric and self.select_metric.startswith("test"):

@@ -14,7 +14,6 @@ from typing import Any
 import torch
 
 from multissl.core.distributed import all_reduce_sum, is_distributed
-from multissl.errors import TrainingDivergedError
 
 
 class RunningMeter:
@@ -40,8 +39,9 @@ class RunningMeter:
         return torch.stack([x.float().reshape(()) for x in self.losses]) if self.losses else \
             torch.zeros(0, device=self.device)
 
-    def check(self, epoch: int, hint: str) -> None:
-        """Raise :class:`TrainingDivergedError` if any process saw a non-finite loss (one collective)."""
+    def first_divergence(self) -> tuple[int, torch.Tensor] | None:
+        """(step, loss) of the first non-finite loss seen by any process since the last read, or None
+        (one collective)."""
         losses = self._stacked()
         bad = ~torch.isfinite(losses)
         first = torch.full((), math.inf, device=self.device)
@@ -52,11 +52,10 @@ class RunningMeter:
 
             dist.all_reduce(first, op=dist.ReduceOp.MIN)
         step = float(first)
-        if math.isfinite(step):
-            mine = [float(v) for s, v in zip(self.steps, losses.tolist(), strict=True) if s == step and
-                    not math.isfinite(v)]
-            value = mine[0] if mine else float("nan")
-            raise TrainingDivergedError(f"The loss became {value} at step {int(step)} (epoch {epoch}). {hint}")
+        if not math.isfinite(step):
+            return None
+        mine = [v for s, v in zip(self.steps, losses, strict=True) if s == step and not bool(torch.isfinite(v))]
+        return int(step), (mine[0] if mine else torch.tensor(float("nan")))
 
     def read(self) -> dict[str, float]:
         """Mean loss over micro-batches and processes, and each log's mean over this process's

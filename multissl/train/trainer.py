@@ -41,6 +41,7 @@ from multissl.core.method import (
 from multissl.core.sample_random import shared_batch_seed, step_seed
 from multissl.core.syncbn import convert_sync_batchnorm
 from multissl.errors import MultisslError
+from multissl.eval.guards import require_finite
 from multissl.tasks import TaskParts
 from multissl.train.checkpoint import (
     OPTIM,
@@ -48,11 +49,13 @@ from multissl.train.checkpoint import (
     load_weights,
     read_state,
     read_torch,
+    restore_optimizer,
     rng_state,
     set_rng_state,
     write_checkpoint,
 )
 from multissl.train.config import TrainConfig
+from multissl.train.guards import divergence_error
 from multissl.train.logging import MetricsLogger, plot_curves
 from multissl.train.meter import RunningMeter
 from multissl.train.schedules import lr_multiplier
@@ -142,11 +145,6 @@ def build_optimizer(method: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Op
     return LARS(groups, lr=cfg.lr, momentum=cfg.sgd_momentum)
 
 
-HINT = ("Nothing was saved from the diverged state; the last good checkpoint is in {ckpt} (if one was "
-        "written). Lower train.lr, set train.clip_grad_norm, or use precision bf16 instead of fp16, then "
-        "resume with --resume.")
-
-
 @dataclass
 class _Run:
     """What one ``fit`` call works on and mutates."""
@@ -230,6 +228,8 @@ class Trainer:
             sync = acc.no_sync(run.model) if (not last and self.world > 1) else contextlib.nullcontext()
             with sync, acc.autocast(), shared_batch_seed(step_seed(cfg.seed, step, n)):
                 out: LossOutput = run.model(batch)
+            if acc.device.type == "cpu" and not bool(torch.isfinite(out.loss.detach()).all()):  # free on CPU
+                raise self._diverged(run, out.loss, batch, step + 1)
             acc.backward(out.loss / cfg.grad_accum_steps)
             run.meter.add(out.loss, out.logs, step + 1)
             run.seen += _batch_size(batch) * self.world
@@ -262,7 +262,7 @@ class Trainer:
         step = run.state["step"]
         if step % self.cfg.log_every and step != run.total_steps:
             return
-        run.meter.check(run.epoch, HINT.format(ckpt=self.ckpt_dir / "last"))
+        self._check_finite(run)
         now = time.perf_counter()
         rate = run.seen / max(now - run.t_last, 1e-9)
         figures = run.meter.read()
@@ -275,7 +275,7 @@ class Trainer:
 
     def _validate(self, run: _Run) -> dict[str, float]:
         """Periodic validation on the main process; keeps the best checkpoint on ``select_metric``."""
-        run.meter.check(run.epoch, HINT.format(ckpt=self.ckpt_dir / "last"))
+        self._check_finite(run)
         state, cfg = run.state, self.cfg
         metrics = self._evaluate(run.method, self.parts.evaluate) if self.main else {}
         state["last_val_step"] = state["step"]
@@ -293,7 +293,7 @@ class Trainer:
 
     def _checkpoint(self, run: _Run) -> None:
         """Write checkpoints/last; every process contributes its RNG state."""
-        run.meter.check(run.epoch, HINT.format(ckpt=self.ckpt_dir / "last"))
+        self._check_finite(run)
         acc, state = self.accelerator, run.state
         run.last_saved = dict(state)
         rng_now = rng_state()
@@ -341,9 +341,7 @@ class Trainer:
                 raise MultisslError(f"Checkpoint {folder} was written by {saved.get('world_size')} processes; "
                                     f"resume it with the same number (now {self.world}).")
             load_weights(method, folder / "model.safetensors")
-            opt = read_torch(folder / OPTIM)
-            optimizer.load_state_dict(opt["optimizer"])
-            scheduler.load_state_dict(opt["scheduler"])
+            restore_optimizer(optimizer, scheduler, read_torch(folder / OPTIM))  # recipe's lr etc. apply
             rng_path = folder / (f"rng_rank{self.rank}.pt" if self.world > 1 else "rng.pt")
             rng = read_torch(rng_path if rng_path.exists() else folder / "rng.pt")
             state.update(saved)
@@ -382,6 +380,17 @@ class Trainer:
                             generator=self._loader_gen, persistent_workers=False)
         return iter(loader)
 
+    def _check_finite(self, run: _Run) -> None:
+        """Before logging, validating or writing: raise if a loss since the last log was not finite (on
+        accelerators the losses are only read here, not every step)."""
+        bad = run.meter.first_divergence()
+        if bad is not None:
+            raise self._diverged(run, bad[1], None, bad[0])
+
+    def _diverged(self, run: _Run, loss: torch.Tensor, batch: Any, step: int) -> MultisslError:
+        return divergence_error(loss, batch, step, run.state["epoch"], self.run_dir, run.last_saved.get("step"),
+                                self.cfg.lr, str(self.run_dir / "recipe.yaml"))
+
     def _due(self, run: _Run, every_steps: int, end_of_epoch: bool, every_epochs: int) -> bool:
         """Whether a periodic action (validation / checkpoint) falls on the step just done."""
         if every_steps:
@@ -390,7 +399,7 @@ class Trainer:
 
     def _finish(self, run: _Run) -> dict[str, Any]:
         """Last validation and checkpoint (when not already at this step), then the final evaluation."""
-        run.meter.check(run.epoch, HINT.format(ckpt=self.ckpt_dir / "last"))
+        self._check_finite(run)
         if self.parts.evaluate is not None and run.state.get("last_val_step") != run.state["step"]:
             self._validate(run)
         if run.last_saved != run.state:  # not already written at this exact state by the loop
@@ -425,6 +434,7 @@ class Trainer:
             load_weights(method, ckpt_dir / "best" / "model.safetensors")
             selected = "best"
         metrics = self._evaluate(method, self.parts.final_evaluate) if self.main else {}
+        require_finite(metrics, f"The final evaluation of {selected} weights")
         results = {"selected_checkpoint": selected, "select_metric": self.cfg.select_metric,
                    "best_metric": state["best_metric"], "best_step": state["best_step"], "steps": state["step"],
                    "seed": self.cfg.seed, "metrics": metrics, "epochs": state["epoch"]}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                     "bootstrap": a.bootstrap, "models": {}}
     if note:
         report["note"] = note
+        print(f"multissl: warning: {note}", file=sys.stderr)
     ranks = []
     images = None
     for run in runs:

@@ -21,6 +21,6 @@ def test_embed_builds_only_the_model(tmp_path, monkeypatch):
         raise AssertionError("embed must not build the task (it loads the training set)")
 
     monkeypatch.setattr(ImageTask, "build", no_training_data)
-    out = embed_run(tmp_path / "run", "cifar10-mini/test", tmp_path / "emb.npy")
+    out = embed_run(tmp_path / "run", "cifar10-mini/test.tar.gz", tmp_path / "emb.npy")
     emb = np.load(out)
     assert emb.shape[1] == 32 and emb.shape[0] > 0 and np.isfinite(emb).all()

@@ -60,6 +60,9 @@ def main(argv: list[str]) -> int:
         if not args.no_finetune:
             r.update(finetune(encoder, tr_x, tr_y, sp.val_x, sp.val_y, sp.test_x, sp.test_y, sp.num_classes,
                               finetune_config(cfg.eval), seed=seed))
+        from multissl.eval.guards import require_finite
+
+        require_finite(r, f"point-cloud classification (seed {seed})")
         print(json.dumps({"seed": seed, **r}), flush=True)
         for k, v in r.items():
             results.setdefault(k, []).append(v)

@@ -171,7 +171,7 @@ def load_shapes(split: str = "train", num_per_class: int | None = None, num_poin
     per = max(count, full)
     path = cache_dir() / f"shapes_{split}_{per}x{gen_points}_seed{seed}.npz"
     if path.exists():
-        z = np.load(path)
+        z = np.load(path, allow_pickle=False)
         pts, labels = z["points"], z["labels"]
     else:
         pts, labels = generate(per, gen_points, seed if split == "train" else seed + 1)

@@ -1,0 +1,82 @@
+"""Tiny end-to-end runs per model family: the fine-tuned model beats the untrained model in the same
+configuration (the step-0 validation of the same run: same seed, same initial weights, same split).
+
+The compared score is the validation score at the LAST step (not the selected best, which would be
+chosen on the same split). Configurations and margins were chosen on seed 0 and are asserted on seed 1;
+the measured seed-0 / seed-1 figures are in each docstring.
+"""
+
+import json
+
+import pytest
+
+from multissl.cli import main
+
+
+def _run(recipe: str, tmp_path, overrides: list[str]) -> tuple[dict, dict, dict]:
+    run = tmp_path / "run"
+    assert main(["train", recipe, "train.progress=false", "train.eval_at_start=true", *overrides,
+                 "--run-dir", str(run)]) == 0
+    evals = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+             if any(k.startswith("val/") for k in r)]
+    results = json.loads((run / "results.json").read_text())
+    return evals[0], evals[-1], results
+
+
+def test_pairs_text_learns_code_search(tiny_text, tmp_path):
+    """contrastive.pairs, a tiny random BERT (MiniLM tokenizer), 40 steps of batch 32 on 2,000 shipped
+    docstring -> function pairs; validation MRR over 200 validation functions.
+    Seed 0: 0.040 -> 0.064. Seed 1: asserted +0.01."""
+    first, last, _ = _run("finetune/pairs-codesearch-minilm", tmp_path, [
+        f"model.name={tiny_text}", "train.max_steps=40", "train.batch_size=32", "data.limit=2000",
+        "data.valid_limit=200", "model.max_length=64", "train.lr=1e-3", "train.eval_every=20", "train.seed=1"])
+    assert last["val/mrr"] > first["val/mrr"] + 0.01, (first, last)
+    assert (tmp_path / "run" / "export" / "modules.json").exists()
+
+
+def test_supcon_audio_learns_spoken_digits(tmp_path):
+    """contrastive.supcon, a tiny RANDOMLY initialised wav2vec2 on the shipped FSDD subset (180 training
+    clips, 60 validation clips of take 5), 24 steps of batch 30; validation kNN and linear-probe accuracy.
+    Seed 0 (the recipe's 42): kNN 15.0 -> 35.0, linear 23.3 -> 43.3 (mean gain +20). Seed 1: asserted
+    mean gain > 8 points (one clip is 1.7 points; 12 steps gave +3.3 / +10 on seed 1, too close)."""
+    first, last, res = _run("finetune/supcon-fsdd-wav2vec2", tmp_path, [
+        "train.max_steps=24", "train.eval_every=24", "train.seed=1"])
+    gain = (last["val/knn_acc"] + last["val/linear_acc"] - first["val/knn_acc"] - first["val/linear_acc"]) / 2
+    assert gain > 8, (first, last)
+    assert "test/knn_acc" in res["metrics"] and "test/linear_acc" in res["metrics"]
+
+
+@pytest.mark.slow
+def test_pairs_minilm_learns_code_search(tmp_path):
+    """The packaged all-MiniLM-L6-v2, top 2 layers trained, 10 steps of batch 16 (slow: ~3 min on a loaded
+    2-core machine). Seed 0 (42): MRR 0.711 -> 0.724 on 100 validation pairs. Seed 1: asserted +0.005."""
+    first, last, _ = _run("finetune/pairs-codesearch-minilm", tmp_path, [
+        "train.max_steps=10", "train.batch_size=16", "data.valid_limit=100", "model.max_length=64",
+        "model.freeze_layers=4", "train.lr=1e-4", "train.eval_every=0", "train.seed=1"])
+    assert last["val/mrr"] > first["val/mrr"] + 0.005, (first, last)
+
+
+def test_supcon_image_pipeline_runs_and_exports(tmp_path):
+    """The image path end to end (class-folder archive, SimCLR views, tiny random ViT, probes, export,
+    `multissl embed`); no learning claim: a tiny ViT from random init does not beat its random-feature kNN
+    within a CI budget (docs/notes/finetune.md)."""
+    from transformers import AutoImageProcessor, AutoModel
+
+    _, _, res = _run("finetune/supcon-cifar10-vit", tmp_path, [
+        "data.limit=120", "train.max_steps=2", "train.batch_size=16", "train.eval_every=0", "train.seed=1"])
+    assert {"val/knn_acc", "test/knn_acc", "test/linear_acc"} <= set(res["metrics"])
+    export = tmp_path / "run" / "export"
+    assert type(AutoModel.from_pretrained(export)).__name__ == "ViTModel"
+    assert AutoImageProcessor.from_pretrained(export) is not None
+    import tarfile
+
+    import numpy as np
+
+    from multissl.data import resolve_data_path
+
+    with tarfile.open(resolve_data_path("cifar10-mini/test.tar.gz")) as tar:
+        members = [m for m in tar.getmembers() if m.isfile()][:12]
+        tar.extractall(tmp_path / "imgs", members=members, filter="data")
+    out = tmp_path / "emb.npy"
+    assert main(["embed", "--run", str(tmp_path / "run"), "--data", str(tmp_path / "imgs"), "--out", str(out)]) == 0
+    assert np.load(out).shape == (12, 128)
