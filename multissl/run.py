@@ -133,8 +133,12 @@ def embed_run(run: Path, data: str, out: Path, checkpoint: str | None = None, ba
     weights = run / "checkpoints" / choice / "model.safetensors"
     if not weights.exists():
         raise CheckpointError(f"No {choice} checkpoint in {run}/checkpoints")
-    task, parts = build_parts(recipe)
-    method = parts.method
+    from multissl.registry import lookup
+    from multissl.train.trainer import seed_everything
+
+    seed_everything(recipe.train.seed)
+    task = lookup("TASKS", recipe.task).load()()
+    method = task.build_method(recipe)  # only the model: no training data is loaded where the task allows
     load_weights(method, weights)
     method.eval()
     dataset, collate = task.embed_data(recipe, data)

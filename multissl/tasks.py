@@ -8,7 +8,7 @@ An adapter registers tasks in its ``catalog.py`` (``TASKS = {"text.simcse": ("mu
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,6 +38,12 @@ class TaskParts:
     export: Callable[[Method, Path], None] | None = None
 
 
+def section_kwargs(section: Any) -> dict[str, Any]:
+    """A recipe section (dataclass) as constructor keywords: ``Method(inputs, **section_kwargs(cfg.method))``
+    writes each parameter once, in the section, with the paper's value as its default."""
+    return {f.name: getattr(section, f.name) for f in fields(section)}
+
+
 class Task:
     """Base class of a recipe kind. Subclasses set ``config_class`` and implement :meth:`build`."""
 
@@ -46,6 +52,11 @@ class Task:
 
     def build(self, recipe: Recipe) -> TaskParts:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def build_method(self, recipe: Recipe) -> Method:
+        """Only the method, for ``multissl embed`` (weights are loaded afterwards). The default builds the
+        whole task; a task whose method needs no training data overrides it to skip loading the data."""
+        return self.build(recipe).method
 
     def embed_data(self, recipe: Recipe, path: str) -> tuple[Dataset, Callable | None]:
         """Dataset (and collate) of inputs to embed for ``multissl embed --data PATH``."""

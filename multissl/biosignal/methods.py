@@ -41,7 +41,7 @@ from multissl.core import (
 class ParticipantContrastive(Method):
     """Online encoder/projection, EMA copies, participant-masked symmetric InfoNCE + KoLeo."""
 
-    def __init__(self, encoder: EfficientNet1d, proj_dims: list[int], aug: AugmentConfig, temperature: float = 0.04,
+    def __init__(self, encoder: EfficientNet1d, proj_dims: list[int], augment: AugmentConfig, temperature: float = 0.04,
                  momentum: float = 0.99, koleo_weight: float = 0.1, koleo_on: str = "embedding",
                  mask_same_participant: bool = True, ema_in_forward: bool = True) -> None:
         super().__init__()
@@ -49,7 +49,7 @@ class ParticipantContrastive(Method):
         self.projector = MLP([encoder.embed_dim, *proj_dims], norm="batch")
         self.momentum_encoder = momentum_copy(self.encoder)
         self.momentum_projector = momentum_copy(self.projector)
-        self.aug, self.temperature, self.momentum = aug, temperature, momentum
+        self.aug, self.temperature, self.momentum = augment, temperature, momentum
         self.koleo_weight, self.koleo_on = koleo_weight, koleo_on
         self.mask_same_participant, self.ema_in_forward = mask_same_participant, ema_in_forward
         self.ema_timing = "after_step" if ema_in_forward else "before_step"

@@ -27,7 +27,7 @@ from multissl.biosignal.models import EfficientNet1d, EncoderConfig
 from multissl.biosignal.probes import evaluate_features
 from multissl.config import param
 from multissl.data import SequenceDataset
-from multissl.tasks import Task, TaskParts
+from multissl.tasks import Task, TaskParts, section_kwargs
 
 
 @dataclass
@@ -125,8 +125,7 @@ class ParticipantContrastiveTask(Task):
         encoder = EfficientNet1d(seg.x.shape[1], cfg.model)
         random_init = copy.deepcopy(encoder)  # the random-init baseline: same weights before training
         m = cfg.method
-        method = ParticipantContrastive(encoder, m.proj_dims, m.augment, m.temperature, m.momentum, m.koleo_weight,
-                                        m.koleo_on, m.mask_same_participant, m.ema_in_forward)
+        method = ParticipantContrastive(encoder, **section_kwargs(m))
         targets = cfg.eval.targets or list(seg.targets)
         labels = cfg.eval.segment_labels or list(seg.segment_labels)
         kw = dict(targets=targets, kinds=seg.target_kinds, segment_labels=labels,

@@ -3,7 +3,12 @@
 Nothing here imports another multissl package: adapters build on ``core``, never the reverse.
 """
 
-from multissl.core.distributed import all_gather_no_grad, gather_with_grad, rank, world_size
+from multissl.core.distributed import (
+    all_gather_no_grad,
+    gather_with_grad,
+    rank,
+    world_size,
+)
 from multissl.core.heads import MLP, Temperature
 from multissl.core.losses import (
     barlow_twins,

@@ -7,7 +7,6 @@ all columns), so it equals the single-process loss on the global batch.
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 

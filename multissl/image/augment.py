@@ -1,8 +1,10 @@
 """Batched image augmentations that run on the training device (SimCLR / BYOL / SwAV views).
 
-Every op takes a float batch (B, C, H, W) in [0, 1] and draws its parameters PER SAMPLE from torch's
-global RNG of the batch's device (``torch.rand(..., device=x.device)``), so a seeded run and an exact
-resume (the trainer saves the CPU and CUDA RNG states) reproduce the same views. The ops follow
+Every op takes a float batch (B, C, H, W) in [0, 1] and draws its parameters PER SAMPLE with
+:func:`multissl.core.sample_random.batch_rand`: under the trainer, from a generator seeded by (seed,
+step, micro-batch) that draws the whole global batch's numbers, so sample ``i`` gets the same views with
+1 or N processes and a resumed run the same views as an uninterrupted one; in a plain loop, from
+torch's global RNG of the batch's device. The ops follow
 torchvision's definitions (RandomResizedCrop, RandomHorizontalFlip, ColorJitter, RandomGrayscale,
 GaussianBlur, RandomSolarize) as used by SimCLR (Chen et al., ICML 2020, appendix A) and BYOL (Grill et
 al., NeurIPS 2020, table 6); the whole pipeline is a handful of kernels per batch instead of B x 6
@@ -22,19 +24,21 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from multissl.core.sample_random import batch_rand
+
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 _GRAY = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as torchvision's rgb_to_grayscale
 
 
-def _u(n: int, low: float, high: float, x: torch.Tensor) -> torch.Tensor:
-    """(n,) uniform samples in [low, high) on x's device, from the global RNG of that device."""
-    return torch.rand(n, device=x.device, dtype=torch.float32) * (high - low) + low
+def _u(n: int, low: float, high: float, x: torch.Tensor, *shape: int) -> torch.Tensor:
+    """(n, *shape) uniform samples in [low, high) on x's device, per sample (see ``batch_rand``)."""
+    return batch_rand(n, *shape, device=x.device) * (high - low) + low
 
 
 def _mask(n: int, p: float, x: torch.Tensor) -> torch.Tensor:
     """(n,) bool: True with probability p (drawn even for p in {0, 1}, so the RNG stream is stable)."""
-    return torch.rand(n, device=x.device) < p
+    return batch_rand(n, device=x.device) < p
 
 
 def _bcast(v: torch.Tensor) -> torch.Tensor:
@@ -59,8 +63,8 @@ def crop_boxes(b: int, aspect: float, scale: tuple[float, float], ratio: tuple[f
     ``aspect`` = W / H of the source. Like torchvision: area ~ U(scale), log-ratio ~ U(log ratio), up to
     ``tries`` draws, first one that fits; otherwise the whole image with the ratio clamped.
     """
-    area = _u(b * tries, *scale, x).view(b, tries)
-    logr = _u(b * tries, math.log(ratio[0]), math.log(ratio[1]), x).view(b, tries)
+    area = _u(b, *scale, x, tries)  # (B, tries)
+    logr = _u(b, math.log(ratio[0]), math.log(ratio[1]), x, tries)
     r = logr.exp()
     w = torch.sqrt(area * r / aspect)  # fraction of the width
     h = torch.sqrt(area / r * aspect)  # fraction of the height
@@ -74,8 +78,8 @@ def crop_boxes(b: int, aspect: float, scale: tuple[float, float], ratio: tuple[f
     none = first < 0
     w = torch.where(none, torch.full_like(w, fw), w)
     h = torch.where(none, torch.full_like(h, fh), h)
-    cx = w / 2 + torch.rand(b, device=x.device) * (1 - w)
-    cy = h / 2 + torch.rand(b, device=x.device) * (1 - h)
+    cx = w / 2 + batch_rand(b, device=x.device) * (1 - w)
+    cy = h / 2 + batch_rand(b, device=x.device) * (1 - h)
     return w, h, cx, cy
 
 
@@ -168,7 +172,7 @@ def color_jitter(x: torch.Tensor, brightness: float, contrast: float, saturation
     fc = torch.where(apply, _u(b, max(0.0, 1 - contrast), 1 + contrast, x), one)
     fs = torch.where(apply, _u(b, max(0.0, 1 - saturation), 1 + saturation, x), one)
     fh = torch.where(apply, _u(b, -hue, hue, x), one * 0)
-    order = torch.rand(b, 4, device=x.device).argsort(1)  # (B, 4) a random permutation per sample
+    order = batch_rand(b, 4, device=x.device).argsort(1)  # (B, 4) a random permutation per sample
     ops = [(brightness, lambda t: adjust_brightness(t, fb)), (contrast, lambda t: adjust_contrast(t, fc)),
            (saturation, lambda t: adjust_saturation(t, fs)), (hue, lambda t: adjust_hue(t, fh))]
     for slot in range(4):

@@ -63,7 +63,16 @@ class ImageMethod(Method):
 
 class SimCLR(ImageMethod):
     """SimCLR (Chen, Kornblith, Norouzi, Hinton, ICML 2020): two views through one encoder and an MLP
-    projector, NT-Xent over the 2N views (both views in one forward, as the official code)."""
+    projector, NT-Xent over the 2N views (both views in one forward, as the official code).
+
+    Reference code: google-research/simclr (``tf2/model.py``, ``objective.py``).
+
+    Deviations from the reference code:
+    - The projector's output layer has no BatchNorm (the reference batch-normalises it, without bias).
+    - BatchNorm statistics are per process unless ``train.sync_batchnorm=true`` (the reference uses
+      global BatchNorm across cores).
+    - Weight decay applies to every parameter (the reference's LARS skips biases and BN parameters).
+    """
 
     def __init__(self, backbone, feat_dim, views, proj_hidden: int = 2048, proj_dim: int = 128,
                  temperature: float = 0.5, channels_last: bool = False) -> None:
@@ -83,7 +92,12 @@ class SimCLR(ImageMethod):
 
 class DCL(SimCLR):
     """Decoupled contrastive learning (Yeh et al., ECCV 2022): SimCLR with the positive removed from
-    the denominator; ``vmf_sigma`` turns on DCLW's weighting."""
+    the denominator; ``vmf_sigma`` turns on DCLW's weighting.
+
+    Reference code: the paper's loss as released in lightly (``lightly/loss/dcl_loss.py``).
+
+    Deviations from the reference code: none in the loss; the SimCLR deviations apply to the rest.
+    """
 
     def __init__(self, backbone, feat_dim, views, proj_hidden: int = 2048, proj_dim: int = 128,
                  temperature: float = 0.1, vmf_sigma: float | None = None, channels_last: bool = False) -> None:
@@ -230,7 +244,15 @@ class BYOL(ImageMethod):
 
 class BarlowTwins(ImageMethod):
     """Barlow Twins (Zbontar et al., ICML 2021): a 3-layer projector (8192-d in the paper) and the
-    cross-correlation loss with off-diagonal weight lambda = 5e-3."""
+    cross-correlation loss with off-diagonal weight lambda = 5e-3.
+
+    Reference code: facebookresearch/barlowtwins (``main.py``).
+
+    Deviations from the reference code:
+    - Each embedding is standardised by its batch std clamped at 1e-5, where the reference uses an
+      affine-free BatchNorm (std = sqrt(var + 1e-5)): equal unless a feature is nearly constant.
+    - Weight decay and LARS adaptation apply to every parameter (the reference excludes biases and BN).
+    """
 
     def __init__(self, backbone, feat_dim, views, proj_dims: tuple[int, ...] = (8192, 8192, 8192),
                  lambd: float = 5e-3, channels_last: bool = False) -> None:
@@ -247,7 +269,20 @@ class BarlowTwins(ImageMethod):
 class SwAV(ImageMethod):
     """SwAV (Caron et al., NeurIPS 2020): swapped prediction of Sinkhorn-Knopp codes over learnable
     prototypes, multi-crop (2 large + N small views; codes come from the large ones), optional queue
-    of past large-crop embeddings, prototypes frozen for the first epoch(s)."""
+    of past large-crop embeddings, prototypes frozen for the first epoch(s).
+
+    Reference code: facebookresearch/swav (``main_swav.py``).
+
+    Deviations from the reference code:
+    - Prototypes are renormalised after every optimizer step and at construction (the reference does
+      it before every forward): every forward sees unit prototypes, and ``forward`` changes no state.
+    - Sinkhorn subtracts the global max score before ``exp`` (cancels in the normalisation; avoids
+      overflow at epsilon 0.05) and runs in float32.
+    - The prototypes freeze for ``freeze_prototypes_epochs`` epochs (the reference counts iterations,
+      ``freeze_prototypes_niters``).
+    - Queue embeddings are staged per micro-batch and pushed once per optimizer step, gathered over
+      processes (the reference shifts its per-GPU queue inside the forward loop).
+    """
 
     def __init__(self, backbone, feat_dim, views, num_large: int = 2, proj_hidden: int = 2048,
                  proj_dim: int = 128, num_prototypes: int = 3000, temperature: float = 0.1, epsilon: float = 0.05,

@@ -17,13 +17,7 @@ from typing import Any, Literal
 import torch
 
 from multissl.config import param
-from multissl.eval import (
-    alignment,
-    knn_accuracy,
-    linear_probe,
-    plot_projection,
-    uniformity,
-)
+from multissl.eval import alignment, frozen_scores, plot_projection, uniformity
 from multissl.image.augment import CIFAR10_MEAN, CIFAR10_STD, ViewConfig
 from multissl.image.data import (
     ImageTensorDataset,
@@ -32,7 +26,7 @@ from multissl.image.data import (
     val_split,
 )
 from multissl.image.models import build_backbone
-from multissl.tasks import Task, TaskParts
+from multissl.tasks import Task, TaskParts, section_kwargs
 
 
 @dataclass
@@ -221,8 +215,25 @@ def embed_images(method, images: torch.Tensor, batch_size: int = 1024) -> torch.
 class ImageTask(Task):
     """Shared build for every image method; subclasses say which method and how to construct it."""
 
-    def make_method(self, cfg, backbone, feat_dim, views):  # pragma: no cover - abstract
-        raise NotImplementedError
+    method_name: str = ""  # class in multissl.image.methods, built from the recipe's method section
+
+    def make_method(self, cfg, backbone, feat_dim, views):
+        """``Method(backbone, feat_dim, views, **method section)``: each parameter is written once, in
+        its recipe dataclass (the paper's value as default)."""
+        from multissl.image import methods
+
+        return getattr(methods, self.method_name)(backbone, feat_dim, views, **section_kwargs(cfg.method))
+
+    def build_method(self, recipe):
+        """Backbone + method from the recipe alone (no images loaded): ``multissl embed`` uses it."""
+        cfg = recipe.config
+        backbone, feat_dim = build_backbone(cfg.model.backbone, cfg.model.cifar_stem, cfg.model.pretrained,
+                                            cfg.data.channels)
+        method = self.make_method(cfg, backbone, feat_dim, self.view_configs(cfg))
+        if cfg.model.channels_last:
+            method.channels_last = True
+            method.to(memory_format=torch.channels_last)
+        return method
 
     def view_configs(self, cfg) -> list[ViewConfig]:
         return [cfg.augment.view(0), cfg.augment.view(1)]
@@ -240,20 +251,15 @@ class ImageTask(Task):
                            train.classes) if not d.root.startswith("hf:") else \
             load_images(d.root, d.test_split, d.image_size, d.channels, d.image_key, d.label_key)
         bank_idx, val_idx = val_split(len(train), d.val_fraction, d.split_seed)
-        backbone, feat_dim = build_backbone(cfg.model.backbone, cfg.model.cifar_stem, cfg.model.pretrained,
-                                            d.channels)
-        method = self.make_method(cfg, backbone, feat_dim, self.view_configs(cfg))
-        if cfg.model.channels_last:
-            method.channels_last = True
-            method.to(memory_format=torch.channels_last)
+        method = self.build_method(recipe)
         e = cfg.eval
         cache: dict[str, torch.Tensor] = {}
 
         def evaluate(meth) -> dict[str, float]:
             feats = embed_images(meth, train.images, e.embed_batch_size)
-            bank, val = feats[bank_idx.to(feats.device)], feats[val_idx.to(feats.device)]
-            out = {"val/knn_acc": knn_accuracy(bank, train.labels[bank_idx], val, train.labels[val_idx],
-                                               e.knn_k, e.knn_temperature)}
+            out = frozen_scores((feats[bank_idx.to(feats.device)], train.labels[bank_idx]),
+                                (feats[val_idx.to(feats.device)], train.labels[val_idx]), knn_k=e.knn_k,
+                                knn_temperature=e.knn_temperature)
             if feats.device.type == "cuda":  # training-time peak, logged beside the accuracy
                 out["sys/peak_mem_gib"] = torch.cuda.max_memory_allocated(feats.device) / 2**30
             return out
@@ -262,14 +268,12 @@ class ImageTask(Task):
             ftr = embed_images(meth, train.images, e.embed_batch_size)
             fte = embed_images(meth, test.images, e.embed_batch_size)
             dev = ftr.device
-            out = {"val/knn_acc": knn_accuracy(ftr[bank_idx.to(dev)], train.labels[bank_idx], ftr[val_idx.to(dev)],
-                                               train.labels[val_idx], e.knn_k, e.knn_temperature),
-                   "test/knn_acc": knn_accuracy(ftr, train.labels, fte, test.labels, e.knn_k, e.knn_temperature)}
-            if e.linear_probe:
-                probe = linear_probe(ftr[bank_idx.to(dev)], train.labels[bank_idx].to(dev), fte, test.labels.to(dev),
-                                     ftr[val_idx.to(dev)], train.labels[val_idx].to(dev),
-                                     optimizer=e.probe_optimizer, weight_decay=e.probe_weight_decay)
-                out["val/linear_acc"], out["test/linear_acc"] = probe.best_val, probe.last_test
+            # kNN on test uses every training image as its bank (bank + validation hold-out)
+            out = frozen_scores((ftr[bank_idx.to(dev)], train.labels[bank_idx]),
+                                (ftr[val_idx.to(dev)], train.labels[val_idx]), (fte, test.labels),
+                                test_bank=(ftr, train.labels), knn_k=e.knn_k, knn_temperature=e.knn_temperature,
+                                linear=e.linear_probe, optimizer=e.probe_optimizer,
+                                weight_decay=e.probe_weight_decay)
             if e.diagnostics:
                 n = min(len(test), 5000)
                 imgs = test.images[:n].to(dev)
@@ -304,93 +308,49 @@ class ImageTask(Task):
         return ImageTensorDataset(data.images), batch_collate
 
 
-def _moco_kwargs(m: MoCoParams) -> dict[str, Any]:
-    return {"proj_hidden": m.proj_hidden, "proj_dim": m.proj_dim, "temperature": m.temperature,
-            "queue_size": m.queue_size, "momentum": m.momentum, "symmetric": m.symmetric,
-            "in_batch_negatives": m.in_batch_negatives}
-
-
 class SimCLRTask(ImageTask):
     config_class = SimCLRConfig
     description = "SimCLR on images"
-
-    def make_method(self, cfg, backbone, feat_dim, views):
-        from multissl.image.methods import SimCLR
-
-        m = cfg.method
-        return SimCLR(backbone, feat_dim, views, m.proj_hidden, m.proj_dim, m.temperature)
+    method_name = "SimCLR"
 
 
 class DCLTask(ImageTask):
     config_class = DCLConfig
     description = "DCL on images"
-
-    def make_method(self, cfg, backbone, feat_dim, views):
-        from multissl.image.methods import DCL
-
-        m = cfg.method
-        return DCL(backbone, feat_dim, views, m.proj_hidden, m.proj_dim, m.temperature, m.vmf_sigma)
+    method_name = "DCL"
 
 
 class MoCoV2Task(ImageTask):
     config_class = MoCoConfig
     description = "MoCo v2 on images"
-
-    def make_method(self, cfg, backbone, feat_dim, views):
-        from multissl.image.methods import MoCoV2
-
-        return MoCoV2(backbone, feat_dim, views, **_moco_kwargs(cfg.method))
+    method_name = "MoCoV2"
 
 
 class MoCHiTask(ImageTask):
     config_class = MoCHiConfig
     description = "MoCHi (MoCo v2 + hard negative mixing) on images"
-
-    def make_method(self, cfg, backbone, feat_dim, views):
-        from multissl.image.methods import MoCHi
-
-        m = cfg.method
-        return MoCHi(backbone, feat_dim, views, m.num_hard, m.num_mixed, m.num_self_mixed, m.self_mix_max,
-                     m.mix_start_epoch, **_moco_kwargs(m))
+    method_name = "MoCHi"
 
 
 class BYOLTask(ImageTask):
     config_class = BYOLConfig
     description = "BYOL on images"
-
-    def make_method(self, cfg, backbone, feat_dim, views):
-        from multissl.image.methods import BYOL
-
-        m = cfg.method
-        return BYOL(backbone, feat_dim, views, m.proj_hidden, m.proj_dim, m.pred_hidden, m.base_momentum,
-                    m.final_momentum)
+    method_name = "BYOL"
 
 
 class BarlowTwinsTask(ImageTask):
     config_class = BarlowConfig
     description = "Barlow Twins on images"
-
-    def make_method(self, cfg, backbone, feat_dim, views):
-        from multissl.image.methods import BarlowTwins
-
-        m = cfg.method
-        return BarlowTwins(backbone, feat_dim, views, tuple(m.proj_dims), m.lambd)
+    method_name = "BarlowTwins"
 
 
 class SwAVTask(ImageTask):
     config_class = SwAVConfig
     description = "SwAV (multi-crop) on images"
+    method_name = "SwAV"
 
     def view_configs(self, cfg) -> list[ViewConfig]:
         a = cfg.augment
         large = [a.view(i) for i in range(2)]
         small = [a.view(i, size=a.small_size, scale=a.small_scale) for i in range(2, 2 + a.num_small)]
         return large + small
-
-    def make_method(self, cfg, backbone, feat_dim, views):
-        from multissl.image.methods import SwAV
-
-        m = cfg.method
-        return SwAV(backbone, feat_dim, views, 2, m.proj_hidden, m.proj_dim, m.num_prototypes, m.temperature,
-                    m.epsilon, m.sinkhorn_iterations, m.freeze_prototypes_epochs, m.queue_size,
-                    m.queue_start_epoch)

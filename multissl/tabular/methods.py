@@ -8,11 +8,20 @@ corrupted view are a positive pair under InfoNCE.
 from __future__ import annotations
 
 import torch
+
 from multissl.core import MLP, LossOutput, Method, info_nce
 
 
 class ScarfMethod(Method):
-    """Encoder f and pre-training head g; ``embed`` returns f(x)."""
+    """Encoder f and pre-training head g; ``embed`` returns f(x).
+
+    Reference code: none released with the paper; compared with its description (section 3) and the
+    community port clabrugere/pytorch-scarf.
+
+    Deviations from the reference code:
+    - Features are standardised with the training mean/std inside the method (the paper standardises
+      the data beforehand); the corruption samples raw marginals, so the result is the same.
+    """
 
     def __init__(self, train_x: torch.Tensor, hidden: int = 256, encoder_layers: int = 4, head_layers: int = 2,
                  corruption_rate: float = 0.6, temperature: float = 1.0) -> None:

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from multissl.config import param
 from multissl.data import SequenceDataset
-from multissl.eval import knn_accuracy, linear_probe
+from multissl.eval import frozen_scores
 from multissl.tabular.data import load_table, split_indices
 from multissl.tabular.methods import ScarfMethod
-from multissl.tasks import Task, TaskParts
+from multissl.tasks import Task, TaskParts, section_kwargs
 
 
 @dataclass
@@ -51,24 +51,21 @@ class ScarfTask(Task):
         table = load_table(cfg.data.path, cfg.data.label_column)
         tr, va, te = split_indices(len(table.y), cfg.data.splits, cfg.data.split_seed)
         m = cfg.method
-        method = ScarfMethod(table.x[tr], m.hidden, m.encoder_layers, m.head_layers, m.corruption_rate, m.temperature)
+        method = ScarfMethod(table.x[tr], **section_kwargs(m))
 
         def features(meth, idx):
             return meth.embed(table.x[idx].to(meth.mean.device)).cpu()
 
+        def split(meth, idx):
+            return features(meth, idx), table.y[idx]
+
         def evaluate(meth) -> dict[str, float]:
-            ftr, fva = features(meth, tr), features(meth, va)
-            return {"val/knn_acc": knn_accuracy(ftr, table.y[tr], fva, table.y[va], cfg.eval.knn_k,
-                                                cfg.eval.knn_temperature)}
+            return frozen_scores(split(meth, tr), split(meth, va), knn_k=cfg.eval.knn_k,
+                                 knn_temperature=cfg.eval.knn_temperature)
 
         def final(meth) -> dict[str, float]:
-            ftr, fva, fte = features(meth, tr), features(meth, va), features(meth, te)
-            out = evaluate(meth)
-            out["test/knn_acc"] = knn_accuracy(ftr, table.y[tr], fte, table.y[te], cfg.eval.knn_k,
-                                               cfg.eval.knn_temperature)
-            probe = linear_probe(ftr, table.y[tr], fte, table.y[te], fva, table.y[va])
-            out["val/linear_acc"], out["test/linear_acc"] = probe.best_val, probe.last_test
-            return out
+            return frozen_scores(split(meth, tr), split(meth, va), split(meth, te), knn_k=cfg.eval.knn_k,
+                                 knn_temperature=cfg.eval.knn_temperature)
 
         return TaskParts(method, SequenceDataset(table.x[tr]), evaluate=evaluate, final_evaluate=final)
 

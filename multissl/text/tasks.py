@@ -14,7 +14,7 @@ from typing import Literal
 from multissl.config import param
 from multissl.data import SequenceDataset
 from multissl.encoders.hf import POOLINGS, HFEncoder, load_tokenizer, resolve_model
-from multissl.tasks import Task, TaskParts
+from multissl.tasks import Task, TaskParts, section_kwargs
 from multissl.text.augment import RepetitionCollate, TokenizeCollate
 from multissl.text.data import load_sentences, load_sts_all
 from multissl.text.sts import sts_spearman
@@ -61,7 +61,8 @@ class ESimCSEParams:
     dup_rate: float = param(0.32, "word-repetition rate (ESimCSE: 0.32)")
     max_dup: int = param(10, "cap of repeated tokens per sentence (official code: 10)")
     momentum: float = param(0.995, "momentum-encoder EMA coefficient (ESimCSE: 0.995)")
-    queue_ratio: float = param(2.5, "queue size as a multiple of the batch size (ESimCSE: 2.5, i.e. 160 for 64)")
+    queue_ratio: float = param(2.5, "queue size as a multiple of the batch per optimizer step (ESimCSE: 2.5, i.e. 160 "
+                                    "for 64)")
     gradcache_chunk: int = param(0, "GradCache chunk size (0 = off)")
 
 
@@ -196,7 +197,7 @@ class SimCSETask(_ContrastiveTask):
         m = cfg.method
         from multissl.text.methods import SimCSE
 
-        method = SimCSE(enc, m.temperature, m.mlp, m.gradcache_chunk)
+        method = SimCSE(enc, **section_kwargs(m))
         return self._parts(recipe, method, TokenizeCollate(enc.tokenizer, cfg.model.max_length))
 
 
@@ -210,8 +211,10 @@ class ESimCSETask(_ContrastiveTask):
         m = cfg.method
         from multissl.text.methods import ESimCSE
 
-        queue = max(1, int(m.queue_ratio * recipe.train.batch_size))
-        method = ESimCSE(enc, m.temperature, m.mlp, m.gradcache_chunk, m.momentum, queue)
+        # the queue holds queue_ratio optimizer steps of keys (accumulation pushes batch x accum keys a step)
+        queue = max(1, int(m.queue_ratio * recipe.train.batch_size * recipe.train.grad_accum_steps))
+        method = ESimCSE(enc, temperature=m.temperature, mlp=m.mlp, gradcache_chunk=m.gradcache_chunk,
+                         momentum=m.momentum, queue_size=queue)
         collate = RepetitionCollate(enc.tokenizer, cfg.model.max_length, m.dup_rate, m.max_dup)
         return self._parts(recipe, method, collate)
 
@@ -226,8 +229,7 @@ class WhitenedCSETask(_ContrastiveTask):
         m = cfg.method
         from multissl.text.methods import WhitenedCSE
 
-        method = WhitenedCSE(enc, m.temperature, m.gradcache_chunk, m.num_pos, m.num_groups, m.shuffle, m.eps,
-                             m.detach_whitening)
+        method = WhitenedCSE(enc, **section_kwargs(m))
         return self._parts(recipe, method, TokenizeCollate(enc.tokenizer, cfg.model.max_length))
 
 

@@ -41,6 +41,8 @@ class TrainConfig:
     select_mode: Literal["max", "min"] = param("max", "whether a larger or smaller select_metric is better")
     compile: bool = param(False, "wrap the method in torch.compile")
     find_unused_parameters: bool = param(False, "DDP: allow parameters without gradients in a step")
+    sync_batchnorm: bool = param(False, "several processes: BatchNorm statistics over the global batch "
+                                        "(torch SyncBatchNorm on CUDA, multissl's GlobalBatchNorm elsewhere)")
     progress: bool = param(True, "show a progress bar")
     output_dir: str = param("runs", "runs are written to <output_dir>/<recipe name>/<timestamp>/")
 

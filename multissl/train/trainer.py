@@ -1,18 +1,30 @@
 """The one training loop, on Hugging Face accelerate: CPU, one GPU, or many GPUs / nodes under
 ``accelerate launch`` or ``torchrun`` with no code change.
 
-It owns precision, gradient accumulation, clipping, the method hooks, schedules, periodic
-validation with best-checkpoint selection, logs and exact resume. It knows nothing of modalities.
+It owns precision, gradient accumulation, clipping, the method-state hooks
+(:func:`~multissl.core.method.before_optimizer_step` / :func:`~multissl.core.method.after_optimizer_step`),
+schedules, periodic validation with best-checkpoint selection, logs and exact resume. It knows nothing
+of modalities. ``Trainer.fit`` is a short loop over named steps: train step, advance, log, validate,
+checkpoint.
+
+Distributed runs equal one process on the global batch where the mathematics allows: contrastive
+losses gather keys, queues are filled from gathered keys, augmentations drawn with
+:func:`~multissl.core.sample_random.batch_rand` are per sample (seeded by step, not by rank), and
+``train.sync_batchnorm`` makes BatchNorm use global-batch statistics. Dropout and other random draws
+on the global RNG differ per process (seed + rank).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
 import random
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +32,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from multissl.core.method import LossOutput, Progress, after_optimizer_step, before_optimizer_step
+from multissl.core.method import (
+    LossOutput,
+    Progress,
+    after_optimizer_step,
+    before_optimizer_step,
+)
+from multissl.core.sample_random import shared_batch_seed, step_seed
+from multissl.core.syncbn import convert_sync_batchnorm
 from multissl.errors import MultisslError
 from multissl.eval.guards import require_finite
 from multissl.tasks import TaskParts
@@ -38,6 +57,7 @@ from multissl.train.checkpoint import (
 from multissl.train.config import TrainConfig
 from multissl.train.guards import divergence_error
 from multissl.train.logging import MetricsLogger, plot_curves
+from multissl.train.meter import RunningMeter
 from multissl.train.schedules import lr_multiplier
 
 
@@ -125,6 +145,27 @@ def build_optimizer(method: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Op
     return LARS(groups, lr=cfg.lr, momentum=cfg.sgd_momentum)
 
 
+@dataclass
+class _Run:
+    """What one ``fit`` call works on and mutates."""
+
+    method: torch.nn.Module  # the unwrapped method (hooks, checkpoints)
+    model: torch.nn.Module  # what the forward runs (DDP / compiled wrapper)
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    batches: EpochBatches
+    total_steps: int
+    steps_per_epoch: int
+    state: dict[str, Any]
+    logger: MetricsLogger
+    meter: RunningMeter
+    epoch: int = 0  # epoch of the step just done
+    last_saved: dict[str, Any] = field(default_factory=dict)
+    bar: Any = None
+    t_last: float = 0.0
+    seen: int = 0
+
+
 class Trainer:
     """Runs a task's method on its data: ``Trainer(parts, cfg, run_dir).fit(resume=None)``."""
 
@@ -147,40 +188,149 @@ class Trainer:
         )
         self.main = self.accelerator.is_main_process
         self.world, self.rank = self.accelerator.num_processes, self.accelerator.process_index
+        self.ckpt_dir = self.run_dir / "checkpoints"
 
-    # -- helpers -----------------------------------------------------------------------------
-    def _evaluate(self, method: torch.nn.Module, fn: Any) -> dict[str, float]:
-        if fn is None:
-            return {}
-        was_training = method.training
-        method.eval()
-        try:
-            with torch.no_grad():  # full precision: probes and metrics must not run in bf16/fp16
-                return {k: float(v) for k, v in fn(method).items()}
-        finally:
-            method.train(was_training)
-
-    def _is_better(self, value: float, best: float | None) -> bool:
-        if best is None:
-            return True
-        return value > best if self.cfg.select_mode == "max" else value < best
-
+    # -- the loop -----------------------------------------------------------------------------
     def fit(self, resume: Path | str | None = None) -> dict[str, Any]:
+        """Train to ``total_steps`` (resuming from a checkpoint when given), then evaluate the selected
+        weights; returns what ``results.json`` holds."""
+        run = self._start(resume)
+        accum = self.cfg.grad_accum_steps
+        try:
+            if run.state["step"] == 0 and self.cfg.eval_at_start:
+                self._validate(run)
+            while run.state["step"] < run.total_steps:
+                micro_batches = self._rest_of_epoch(run)
+                for _ in range(run.steps_per_epoch - run.state["micro_in_epoch"] // accum):
+                    self._train_step(run, itertools.islice(micro_batches, accum))
+                    end_of_epoch = self._advance(run)
+                    self._log(run)
+                    if self._due(run, self.cfg.eval_every, end_of_epoch, self.cfg.eval_every_epochs):
+                        self._validate(run)
+                    if self._due(run, self.cfg.checkpoint_every, end_of_epoch, 1):
+                        self._checkpoint(run)
+                    if run.state["step"] >= run.total_steps:
+                        break
+        finally:
+            if run.bar is not None:
+                run.bar.close()
+        return self._finish(run)
+
+    # -- named steps ---------------------------------------------------------------------------
+    def _train_step(self, run: _Run, micro_batches: Iterable[Any]) -> None:
+        """Forward + backward over the step's micro-batches, then the optimizer step between the
+        method-state hooks (queue pushes and EMA happen there, once per step)."""
+        acc, cfg, step = self.accelerator, self.cfg, run.state["step"]
+        n = 0
+        for n, batch in enumerate(micro_batches, 1):
+            batch = _to_device(batch, acc.device)
+            last = n == cfg.grad_accum_steps
+            sync = acc.no_sync(run.model) if (not last and self.world > 1) else contextlib.nullcontext()
+            with sync, acc.autocast(), shared_batch_seed(step_seed(cfg.seed, step, n)):
+                out: LossOutput = run.model(batch)
+            if acc.device.type == "cpu" and not bool(torch.isfinite(out.loss.detach()).all()):  # free on CPU
+                raise self._diverged(run, out.loss, batch, step + 1)
+            acc.backward(out.loss / cfg.grad_accum_steps)
+            run.meter.add(out.loss, out.logs, step + 1)
+            run.seen += _batch_size(batch) * self.world
+        if n != cfg.grad_accum_steps:
+            raise MultisslError(f"Step {step + 1} got {n} of train.grad_accum_steps={cfg.grad_accum_steps} "
+                                "micro-batches; the epoch is too short for the accumulation")
+        if cfg.clip_grad_norm:
+            acc.clip_grad_norm_(run.model.parameters(), cfg.clip_grad_norm)
+        before_optimizer_step(run.method, Progress(step, run.total_steps, run.state["epoch"], run.steps_per_epoch))
+        run.optimizer.step()
+        run.scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
+
+    def _advance(self, run: _Run) -> bool:
+        """Count the step, run the after-step hooks, move the epoch on at its end; True at an epoch end."""
+        state = run.state
+        run.epoch = state["epoch"]
+        state["step"] += 1
+        state["micro_in_epoch"] += self.cfg.grad_accum_steps
+        after_optimizer_step(run.method, Progress(state["step"], run.total_steps, run.epoch, run.steps_per_epoch))
+        if run.bar is not None:
+            run.bar.update(1)
+        end_of_epoch = state["micro_in_epoch"] >= run.steps_per_epoch * self.cfg.grad_accum_steps
+        if end_of_epoch:
+            state["epoch"], state["micro_in_epoch"] = run.epoch + 1, 0
+        return end_of_epoch
+
+    def _log(self, run: _Run) -> None:
+        """At logging steps: the loss (mean over micro-batches and processes), lr and throughput."""
+        step = run.state["step"]
+        if step % self.cfg.log_every and step != run.total_steps:
+            return
+        self._check_finite(run)
+        now = time.perf_counter()
+        rate = run.seen / max(now - run.t_last, 1e-9)
+        figures = run.meter.read()
+        record = {"epoch": run.epoch, "loss": figures.pop("loss", float("nan")),
+                  "lr": run.scheduler.get_last_lr()[0], "samples_per_s": rate, **figures}
+        run.logger.log(step, record)
+        if run.bar is not None:
+            run.bar.set_postfix(loss=f"{record['loss']:.4f}", sps=f"{rate:.0f}")
+        run.t_last, run.seen = now, 0
+
+    def _validate(self, run: _Run) -> dict[str, float]:
+        """Periodic validation on the main process; keeps the best checkpoint on ``select_metric``."""
+        self._check_finite(run)
+        state, cfg = run.state, self.cfg
+        metrics = self._evaluate(run.method, self.parts.evaluate) if self.main else {}
+        state["last_val_step"] = state["step"]
+        if metrics and self.main:
+            run.logger.log(state["step"], {"epoch": state["epoch"], **metrics})
+            key = cfg.select_metric
+            if key is not None and key not in metrics:
+                raise MultisslError(f"train.select_metric '{key}' is not among the validation metrics "
+                                    f"{sorted(metrics)}")
+            if key is not None and self._is_better(metrics[key], state["best_metric"]):
+                state["best_metric"], state["best_step"] = metrics[key], state["step"]
+                write_checkpoint(self.ckpt_dir / "best", run.method, dict(state), None)
+        self.accelerator.wait_for_everyone()
+        return metrics
+
+    def _checkpoint(self, run: _Run) -> None:
+        """Write checkpoints/last; every process contributes its RNG state."""
+        self._check_finite(run)
+        acc, state = self.accelerator, run.state
+        run.last_saved = dict(state)
+        rng_now = rng_state()
+        acc.wait_for_everyone()
+        if self.world > 1:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            torch.save(rng_now, self.ckpt_dir / f".rng_rank{self.rank}.pt")
+            acc.wait_for_everyone()
+        if self.main:
+            opt_state = {"optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict()}
+            write_checkpoint(self.ckpt_dir / "last", run.method, dict(state), opt_state, rng_now)
+            if self.world > 1:
+                for r in range(self.world):
+                    os.replace(self.ckpt_dir / f".rng_rank{r}.pt", self.ckpt_dir / "last" / f"rng_rank{r}.pt")
+        acc.wait_for_everyone()
+
+    # -- set-up and tear-down ------------------------------------------------------------------
+    def _start(self, resume: Path | str | None) -> _Run:
+        """Optimizer, schedule, loop state (from the checkpoint when resuming), wrappers and logs."""
         cfg, acc = self.cfg, self.accelerator
         self._clock = (time.perf_counter(), time.process_time())  # the run's wall / CPU budget (results.json)
         method = self.parts.method
         batches = EpochBatches(len(self.parts.train_data), cfg.batch_size, self.world, self.rank, cfg.seed,
                                cfg.shuffle, cfg.drop_last)
         micro_per_epoch = len(batches)
-        steps_per_epoch = max(1, micro_per_epoch // cfg.grad_accum_steps)
+        if micro_per_epoch < cfg.grad_accum_steps:
+            raise MultisslError(f"An epoch has {micro_per_epoch} micro-batches, fewer than train.grad_accum_steps="
+                                f"{cfg.grad_accum_steps}; lower one of train.batch_size / train.grad_accum_steps")
+        steps_per_epoch = micro_per_epoch // cfg.grad_accum_steps
         total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
         warmup = cfg.warmup_steps or int(cfg.warmup_ratio * total_steps)
+        if cfg.sync_batchnorm and self.world > 1:
+            method = convert_sync_batchnorm(method, acc.device)
         method.to(acc.device)
         optimizer = build_optimizer(method, cfg)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lr_multiplier(cfg.scheduler, total_steps, warmup, cfg.min_lr_ratio))
-
-        ckpt_dir = self.run_dir / "checkpoints"
         state = {"step": 0, "epoch": 0, "micro_in_epoch": 0, "best_metric": None, "best_step": None,
                  "total_steps": total_steps, "world_size": self.world}
         rng = None
@@ -197,11 +347,9 @@ class Trainer:
             state.update(saved)
             state["total_steps"] = total_steps
         elif self.world > 1:
-            seed_everything(cfg.seed + self.rank)  # same weights (built before), different augmentations
-
+            seed_everything(cfg.seed + self.rank)  # same weights (built before), different dropout
         compiled = torch.compile(method) if cfg.compile else method
         model, optimizer = acc.prepare(compiled, optimizer)
-        unwrapped = method
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if self.recipe:
@@ -211,137 +359,73 @@ class Trainer:
         logger = MetricsLogger(self.run_dir, enabled=self.main)
         if rng is not None:
             set_rng_state(rng)
-
-        last_saved: dict[str, Any] = {}
-
-        def save(kind: str) -> None:
-            """Write checkpoints/<kind>; every process contributes its RNG state."""
-            if kind == "last":
-                last_saved.clear()
-                last_saved.update(state)
-            rng_now = rng_state()
-            acc.wait_for_everyone()
-            if self.world > 1:
-                ckpt_dir.mkdir(parents=True, exist_ok=True)
-                torch.save(rng_now, ckpt_dir / f".rng_rank{self.rank}.pt")
-                acc.wait_for_everyone()
-            if self.main:
-                opt_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-                write_checkpoint(ckpt_dir / kind, unwrapped, dict(state), opt_state, rng_now)
-                if self.world > 1:
-                    for r in range(self.world):
-                        os.replace(ckpt_dir / f".rng_rank{r}.pt", ckpt_dir / kind / f"rng_rank{r}.pt")
-            acc.wait_for_everyone()
-
-        def validate() -> dict[str, float]:
-            metrics = self._evaluate(unwrapped, self.parts.evaluate) if self.main else {}
-            state["last_val_step"] = state["step"]
-            if metrics and self.main:
-                logger.log(state["step"], {"epoch": state["epoch"], **metrics})
-                key = cfg.select_metric
-                if key is not None and key not in metrics:
-                    raise MultisslError(f"train.select_metric '{key}' is not among the validation metrics "
-                                        f"{sorted(metrics)}")
-                if key is not None and self._is_better(metrics[key], state["best_metric"]):
-                    state["best_metric"], state["best_step"] = metrics[key], state["step"]
-                    write_checkpoint(ckpt_dir / "best", unwrapped, dict(state), None)
-            acc.wait_for_everyone()
-            return metrics
-
-        if state["step"] == 0 and cfg.eval_at_start:
-            validate()
-
         model.train()
-        progress_bar = None
+        run = _Run(method, model, optimizer, scheduler, batches, total_steps, steps_per_epoch, state, logger,
+                   RunningMeter(acc.device), epoch=state["epoch"], t_last=time.perf_counter())
         if self.main and cfg.progress:
             from tqdm.auto import tqdm
 
-            progress_bar = tqdm(total=total_steps, initial=state["step"], desc=self.recipe.get("name", "train"),
-                                dynamic_ncols=True, leave=False)
-        loader_gen = torch.Generator()
-        t_last, seen_since = time.perf_counter(), 0
-        running_loss, running_n = 0.0, 0
-        logs_accum: dict[str, float] = {}
-        done = state["step"] >= total_steps
-        epoch = state["epoch"]
-        try:
-            while not done:
-                epoch_batches = batches.epoch(epoch)[state["micro_in_epoch"]:]
-                loader = DataLoader(self.parts.train_data, batch_sampler=epoch_batches,
-                                    collate_fn=self.parts.collate_fn, num_workers=cfg.num_workers,
-                                    pin_memory=acc.device.type == "cuda", generator=loader_gen,
-                                    persistent_workers=False)
-                micro = state["micro_in_epoch"]
-                for batch in loader:
-                    batch = _to_device(batch, acc.device)
-                    micro += 1
-                    sync = micro % cfg.grad_accum_steps == 0
-                    ctx = acc.no_sync(model) if (not sync and self.world > 1) else contextlib.nullcontext()
-                    with ctx, acc.autocast():
-                        out: LossOutput = model(batch)
-                    loss = out.loss
-                    if not torch.isfinite(loss.detach()).all():
-                        raise divergence_error(loss, batch, state["step"] + 1, epoch, self.run_dir,
-                                               last_saved.get("step"), cfg.lr, str(self.run_dir / "recipe.yaml"))
-                    acc.backward(loss / cfg.grad_accum_steps)
-                    running_loss += float(loss.detach())
-                    running_n += 1
-                    seen_since += _batch_size(batch) * self.world
-                    for k, v in out.logs.items():
-                        logs_accum[k] = float(v.detach() if hasattr(v, "detach") else v)
-                    if not sync:
-                        continue
-                    prog = Progress(state["step"], total_steps, epoch, steps_per_epoch)
-                    if cfg.clip_grad_norm:
-                        acc.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
-                    before_optimizer_step(unwrapped, prog)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    state["step"] += 1
-                    state["epoch"], state["micro_in_epoch"] = epoch, micro
-                    after_optimizer_step(unwrapped, Progress(state["step"], total_steps, epoch, steps_per_epoch))
-                    step = state["step"]
-                    if progress_bar is not None:
-                        progress_bar.update(1)
-                    if step % cfg.log_every == 0 or step == total_steps:
-                        now = time.perf_counter()
-                        rate = seen_since / max(now - t_last, 1e-9)
-                        record = {"epoch": epoch, "loss": running_loss / max(running_n, 1),
-                                  "lr": scheduler.get_last_lr()[0], "samples_per_s": rate, **logs_accum}
-                        logger.log(step, record)
-                        if progress_bar is not None:
-                            progress_bar.set_postfix(loss=f"{record['loss']:.4f}", sps=f"{rate:.0f}")
-                        t_last, seen_since, running_loss, running_n = now, 0, 0.0, 0
-                    end_of_epoch = micro >= micro_per_epoch - (micro_per_epoch % cfg.grad_accum_steps)
-                    if end_of_epoch:
-                        state["epoch"], state["micro_in_epoch"] = epoch + 1, 0
-                    if (cfg.eval_every and step % cfg.eval_every == 0) or (
-                            not cfg.eval_every and end_of_epoch and (epoch + 1) % cfg.eval_every_epochs == 0):
-                        validate()
-                    if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or (
-                            not cfg.checkpoint_every and end_of_epoch):
-                        save("last")
-                    if step >= total_steps:
-                        done = True
-                        break
-                    if end_of_epoch:
-                        break
-                if state["micro_in_epoch"] == 0 or micro >= micro_per_epoch:
-                    epoch += 1
-                    state["epoch"], state["micro_in_epoch"] = epoch, 0
-        finally:
-            if progress_bar is not None:
-                progress_bar.close()
-        if self.parts.evaluate is not None and state.get("last_val_step") != state["step"]:
-            validate()
-        if last_saved != state:  # not already written at this exact state by the loop
-            save("last")
-        results = self._final(unwrapped, ckpt_dir, state)
-        logger.close()
+            run.bar = tqdm(total=total_steps, initial=state["step"], desc=self.recipe.get("name", "train"),
+                           dynamic_ncols=True, leave=False)
+        self._loader_gen = torch.Generator()
+        return run
+
+    def _rest_of_epoch(self, run: _Run) -> Iterable[Any]:
+        """The micro-batches of the current epoch from the saved position on (whole steps only)."""
+        state, cfg = run.state, self.cfg
+        usable = run.steps_per_epoch * cfg.grad_accum_steps  # a trailing partial step is dropped
+        indices = run.batches.epoch(state["epoch"])[state["micro_in_epoch"]:usable]
+        loader = DataLoader(self.parts.train_data, batch_sampler=indices, collate_fn=self.parts.collate_fn,
+                            num_workers=cfg.num_workers, pin_memory=self.accelerator.device.type == "cuda",
+                            generator=self._loader_gen, persistent_workers=False)
+        return iter(loader)
+
+    def _check_finite(self, run: _Run) -> None:
+        """Before logging, validating or writing: raise if a loss since the last log was not finite (on
+        accelerators the losses are only read here, not every step)."""
+        bad = run.meter.first_divergence()
+        if bad is not None:
+            raise self._diverged(run, bad[1], None, bad[0])
+
+    def _diverged(self, run: _Run, loss: torch.Tensor, batch: Any, step: int) -> MultisslError:
+        return divergence_error(loss, batch, step, run.state["epoch"], self.run_dir, run.last_saved.get("step"),
+                                self.cfg.lr, str(self.run_dir / "recipe.yaml"))
+
+    def _due(self, run: _Run, every_steps: int, end_of_epoch: bool, every_epochs: int) -> bool:
+        """Whether a periodic action (validation / checkpoint) falls on the step just done."""
+        if every_steps:
+            return run.state["step"] % every_steps == 0
+        return end_of_epoch and (run.epoch + 1) % every_epochs == 0
+
+    def _finish(self, run: _Run) -> dict[str, Any]:
+        """Last validation and checkpoint (when not already at this step), then the final evaluation."""
+        self._check_finite(run)
+        if self.parts.evaluate is not None and run.state.get("last_val_step") != run.state["step"]:
+            self._validate(run)
+        if run.last_saved != run.state:  # not already written at this exact state by the loop
+            self._checkpoint(run)
+        results = self._final(run.method, self.ckpt_dir, run.state)
+        run.logger.close()
         if self.main:
             plot_curves(self.run_dir)
         return results
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _evaluate(self, method: torch.nn.Module, fn: Any) -> dict[str, float]:
+        if fn is None:
+            return {}
+        was_training = method.training
+        method.eval()
+        try:
+            with torch.no_grad():  # full precision: probes and metrics must not run in bf16/fp16
+                return {k: float(v) for k, v in fn(method).items()}
+        finally:
+            method.train(was_training)
+
+    def _is_better(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return value > best if self.cfg.select_mode == "max" else value < best
 
     def _final(self, method: torch.nn.Module, ckpt_dir: Path, state: dict[str, Any]) -> dict[str, Any]:
         """Evaluate the selected weights (best on validation, else last) and write results.json."""

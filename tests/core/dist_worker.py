@@ -7,7 +7,15 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from multissl.core import FeatureQueue, barlow_twins, dcl, info_nce, nt_xent, sinkhorn_knopp, vicreg
+from multissl.core import (
+    FeatureQueue,
+    barlow_twins,
+    dcl,
+    info_nce,
+    nt_xent,
+    sinkhorn_knopp,
+    vicreg,
+)
 
 
 def main(out_path: str) -> None:

@@ -7,8 +7,16 @@ import torch
 import torch.nn.functional as F
 
 from multissl.core import (
-    barlow_twins, chamfer_distance, dcl, info_nce, koleo, mix_hard_negatives, nt_xent, scaled_cosine_error,
-    sinkhorn_knopp, vicreg,
+    barlow_twins,
+    chamfer_distance,
+    dcl,
+    info_nce,
+    koleo,
+    mix_hard_negatives,
+    nt_xent,
+    scaled_cosine_error,
+    sinkhorn_knopp,
+    vicreg,
 )
 
 

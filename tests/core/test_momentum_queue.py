@@ -4,7 +4,14 @@ import math
 
 import torch
 
-from multissl.core import MLP, FeatureQueue, MomentumSchedule, Temperature, ema_update, momentum_copy
+from multissl.core import (
+    MLP,
+    FeatureQueue,
+    MomentumSchedule,
+    Temperature,
+    ema_update,
+    momentum_copy,
+)
 
 
 def test_ema_update_formula_and_frozen_copy():

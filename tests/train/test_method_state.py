@@ -4,7 +4,13 @@ step, EMA once per step at the method's named timing; gradient accumulation equa
 import torch
 from torch import nn
 
-from multissl.core import LossOutput, Method, Progress, after_optimizer_step, before_optimizer_step
+from multissl.core import (
+    LossOutput,
+    Method,
+    Progress,
+    after_optimizer_step,
+    before_optimizer_step,
+)
 from multissl.data import SequenceDataset
 from multissl.image.augment import ViewConfig, normalize, to_float
 from multissl.image.methods import MoCoV2
@@ -98,3 +104,25 @@ def test_ema_runs_at_the_named_timing():
         assert "ema_timing" in str(e)
     else:
         raise AssertionError("an unknown ema_timing must be refused")
+
+
+def test_swav_and_mochi_queues_keep_every_micro_batch():
+    """Defect 1 for MoCHi and SwAV: two micro-batches of 8 before one optimizer step push 16 keys."""
+    from multissl.image.methods import MoCHi, SwAV
+    from multissl.image.models import build_backbone
+
+    torch.manual_seed(0)
+    images = _images(16).items
+    net, dim = build_backbone("tiny-8")
+    views = [ViewConfig(size=16)] * 2
+    swav = SwAV(net, dim, views + [ViewConfig(size=8, scale=(0.05, 0.14))], proj_hidden=16, proj_dim=8,
+                num_prototypes=5, queue_size=64, queue_start_epoch=0)
+    mochi = MoCHi(build_backbone("tiny-8")[0], dim, views, num_hard=4, num_mixed=2, num_self_mixed=1,
+                  proj_hidden=16, proj_dim=8, queue_size=64)
+    for m in (swav, mochi):
+        for micro in (images[:8], images[8:]):
+            m(micro).loss.backward()
+        before_optimizer_step(m, Progress(0, 10, 0, 10))
+        after_optimizer_step(m, Progress(1, 10, 0, 10))
+    assert [int(q.ptr) for q in swav.queues] == [16, 16]
+    assert int(mochi.queue.ptr) == 16
