@@ -124,20 +124,21 @@ def embed_run(run: Path, data: str, out: Path, checkpoint: str | None = None, ba
     blocker = next((p for p in out.parents if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
         raise MultisslError(f"--out {out}: {blocker} is a file, not a folder; choose another --out")
-    if not str(data).startswith("hf:"):
+    recipe = load_recipe(str(recipe_file))
+    from multissl.registry import lookup
+
+    task = lookup("TASKS", recipe.task).load()()
+    if not str(data).startswith("hf:") and data not in task.embed_keywords:
         from multissl.data import resolve_data_path
 
         resolve_data_path(data, "--data")  # a wrong path fails before the model and training data load
-    recipe = load_recipe(str(recipe_file))
     choice = checkpoint or ("best" if (run / "checkpoints" / "best").exists() else "last")
     weights = run / "checkpoints" / choice / "model.safetensors"
     if not weights.exists():
         raise CheckpointError(f"No {choice} checkpoint in {run}/checkpoints")
-    from multissl.registry import lookup
     from multissl.train.trainer import seed_everything
 
     seed_everything(recipe.train.seed)
-    task = lookup("TASKS", recipe.task).load()()
     method = task.build_method(recipe)  # only the model: no training data is loaded where the task allows
     load_weights(method, weights)
     method.eval()

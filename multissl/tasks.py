@@ -49,6 +49,7 @@ class Task:
 
     config_class: ClassVar[type]
     description: ClassVar[str] = ""
+    embed_keywords: ClassVar[tuple[str, ...]] = ()  # `multissl embed --data WORD` values that are not paths
 
     def build(self, recipe: Recipe) -> TaskParts:  # pragma: no cover - abstract
         raise NotImplementedError

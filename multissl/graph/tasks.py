@@ -114,6 +114,7 @@ def probe_nodes(method, graph, cfg: NodeProbeParams, seed: int) -> dict[str, flo
 
 
 class GraphMAETask(Task):
+    embed_keywords = ("nodes", "all")  # `multissl embed --data nodes`: the run's own graph, not a path
     config_class = GraphMAEConfig
     description = "GraphMAE masked graph autoencoder on one graph (node classification probe)"
 
@@ -250,6 +251,7 @@ class LightGCNConfig:
 
 
 class _RecTask(Task):
+    embed_keywords = ("users", "items")  # `multissl embed --data users|items`: rows of the run's tables
     """Shared build of the recommender kinds: data, validation hold-out, full-ranking evaluation."""
 
     def make_method(self, cfg, data):  # pragma: no cover - abstract
