@@ -72,7 +72,7 @@ def lr_scale() -> float:
 # Learning tests in folders whose files other work owns: marked here so `-m learning` selects them too
 # (tests in tests/image, tests/tabular, tests/speech, tests/vl carry the decorator themselves).
 LEARNING = {
-    "tests/biosignal/test_pretrain_e2e.py": ["test_participant_pretraining_beats_random_init"],
+    "tests/biosignal/test_pretrain_e2e.py": ["test_participant_contrastive_objective_is_learned"],
     "tests/code/test_code_train.py": ["test_cocosoda_trains_and_beats_untrained_encoder",
                                       "test_finetune_trains_and_beats_untrained_encoder"],
     "tests/graph/test_graph_train.py": ["test_graphmae_cora_beats_random_init",

@@ -27,6 +27,7 @@ from multissl.biosignal.models import EfficientNet1d, EncoderConfig
 from multissl.biosignal.probes import evaluate_features
 from multissl.config import param
 from multissl.data import SequenceDataset
+from multissl.eval.batchnorm import recalibrate_batchnorm
 from multissl.tasks import Task, TaskParts, section_kwargs
 
 
@@ -144,8 +145,14 @@ class ParticipantContrastiveTask(Task):
             out = evaluate_features(features(meth.encoder), splits, **kw)
             if cfg.eval.baselines:
                 out.update(evaluate_features(beat_features(seg.x, seg.fs), splits, **kw, prefix="handcrafted/"))
-                out.update(evaluate_features(features(random_init.to(next(meth.parameters()).device)), splits, **kw,
-                                             prefix="random_init/"))
+                # the floor's batch-norm statistics are estimated on the training segments, as training
+                # does for the model: otherwise normalisation alone would count as a gain of pre-training
+                device = next(meth.parameters()).device
+                train_x = seg.x[splits["train"].rows]
+                bs = cfg.eval.embed_batch_size
+                floor = recalibrate_batchnorm(random_init.to(device),
+                                              (train_x[s : s + bs].to(device) for s in range(0, len(train_x), bs)))
+                out.update(evaluate_features(features(floor), splits, **kw, prefix="random_init/"))
             return out
 
         return TaskParts(method, ParticipantPairs(splits["train"]), evaluate=evaluate, final_evaluate=final)

@@ -14,27 +14,19 @@ asked for, and prints published figures only when the file IS the data set they 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import time
 from pathlib import Path
 
 from multissl.errors import MultisslError
+from multissl.train.checkpoint import sha256 as file_sha256
 
 # Informer (Zhou et al., AAAI 2021), Table 4, ETTh1 multivariate (its own input lengths): (MSE, MAE).
 INFORMER_ETTH1 = {24: (0.577, 0.549), 48: (0.685, 0.625), 168: (0.931, 0.752), 336: (1.128, 0.873),
                   720: (1.215, 0.896)}
 # SHA-256 of the unchanged ETTh1.csv of github.com/zhouhaoyi/ETDataset (the shipped data/ett/ETTh1.csv).
 PUBLISHED = {"f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066": ("ETTh1", INFORMER_ETTH1)}
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def auto_protocol(stem: str) -> str:

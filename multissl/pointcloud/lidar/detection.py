@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from multissl.eval.batchnorm import recalibrate_batchnorm
 from multissl.pointcloud.lidar.pillars import (
     BEVBackbone,
     CenterHead,
@@ -110,22 +111,16 @@ def evaluate_detector(bb: BEVBackbone, head: CenterHead, scenes: list[dict], gri
     return out
 
 
-@torch.no_grad()
 def recalibrate_bn(backbone: BEVBackbone, scenes: list[dict], batch_size: int = 8) -> BEVBackbone:
-    """A copy of ``backbone`` whose batch-norm statistics are re-estimated on ``scenes`` (cumulative
-    average, weights untouched), in eval mode. Used by the frozen probe so that a random-init and a
-    pre-trained backbone are normalised the same way (a random init's running stats are 0 / 1)."""
-    bb = copy.deepcopy(backbone)
-    bns = [m for m in bb.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average over the calibration batches
-    bb.train()
-    for s in range(0, len(scenes), batch_size):
-        chunk = scenes[s : s + batch_size]
+    """A copy of ``backbone`` whose batch-norm statistics are re-estimated on ``scenes`` (weights
+    untouched), in eval mode, so that a random-init and a pre-trained backbone are normalised the same way."""
+
+    def run(bb: BEVBackbone, chunk: list[dict]) -> None:
         pts, bid, _, _ = _batch(chunk)
         bb(pts, bid, len(chunk))
-    return bb.eval()
+
+    chunks = [scenes[s : s + batch_size] for s in range(0, len(scenes), batch_size)]
+    return recalibrate_batchnorm(backbone, chunks, run)
 
 
 @torch.no_grad()
