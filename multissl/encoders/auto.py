@@ -42,6 +42,17 @@ def _auto_model(name: str, trust_remote_code: bool = False) -> nn.Module:
         raise _load_error(name, exc) from None
 
 
+def _auto_preprocessor(auto_class: str, name: str) -> Any:
+    """The model's own input preprocessor via transformers' ``auto_class`` (AutoImageProcessor,
+    AutoFeatureExtractor), failing with the same one-line message as the model load."""
+    import transformers
+
+    try:
+        return getattr(transformers, auto_class).from_pretrained(resolve_model(name))
+    except Exception as exc:  # noqa: BLE001
+        raise _load_error(name, exc) from None
+
+
 def _hidden_size(config: Any) -> int:
     for key in ("hidden_size", "embed_dim"):
         if isinstance(getattr(config, key, None), int):
@@ -62,14 +73,8 @@ class VisionEncoder(nn.Module):
             raise MultisslError(f"Unknown vision pooling '{pooling}'; choose one of {VISION_POOLINGS}")
         self.name_or_path, self.pooling = name_or_path, pooling
         self.model = model if model is not None else _auto_model(name_or_path, trust_remote_code)
-        if processor is None:
-            from transformers import AutoImageProcessor
-
-            try:
-                processor = AutoImageProcessor.from_pretrained(resolve_model(name_or_path))
-            except Exception as exc:  # noqa: BLE001
-                raise _load_error(name_or_path, exc) from None
-        self.processor = processor
+        self.processor = processor if processor is not None else _auto_preprocessor("AutoImageProcessor",
+                                                                                    name_or_path)
 
     @property
     def hidden_size(self) -> int:
@@ -116,14 +121,8 @@ class AudioEncoder(nn.Module):
             raise MultisslError(f"Unknown audio pooling '{pooling}'; audio encoders pool with 'mean'")
         self.name_or_path, self.pooling = name_or_path, pooling
         self.model = model if model is not None else _auto_model(name_or_path, trust_remote_code)
-        if feature_extractor is None:
-            from transformers import AutoFeatureExtractor
-
-            try:
-                feature_extractor = AutoFeatureExtractor.from_pretrained(resolve_model(name_or_path))
-            except Exception as exc:  # noqa: BLE001
-                raise _load_error(name_or_path, exc) from None
-        self.feature_extractor = feature_extractor
+        self.feature_extractor = (feature_extractor if feature_extractor is not None
+                                  else _auto_preprocessor("AutoFeatureExtractor", name_or_path))
 
     @property
     def hidden_size(self) -> int:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from multissl.core import MLP, LossOutput, Method, ema_update, info_nce, momentum_copy
+from multissl.core.method import Progress, after_optimizer_step
 from multissl.pointcloud.lidar.pillars import BEVBackbone, Grid
 
 TRANSFORMS = ("rotation", "flip", "scale", "translate")
@@ -334,3 +335,20 @@ def collate_scenes(items: list[dict], flow_samples: int = 256) -> dict:
             dsts.append(torch.zeros(flow_samples, 3))
     out["flow_src"], out["flow_dst"] = torch.stack(srcs).float(), torch.stack(dsts).float()
     return out
+
+
+def fit_on_scenes(model: LidarSSL, scenes: list[dict], steps: int, seed: int, batch_size: int,
+                  lr: float) -> LidarSSL:
+    """A short pre-training of ``model`` for the study scripts: AdamW without schedule, batches drawn with
+    replacement by a generator seeded with ``seed``, the method-state hooks after every step; eval mode."""
+    opt = torch.optim.AdamW(model.parameters(), lr, weight_decay=0.0)
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    for step in range(steps):
+        idx = torch.randint(0, len(scenes), (batch_size,), generator=g).tolist()
+        out = model(collate_scenes([scenes[i] for i in idx], 64))
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        after_optimizer_step(model, Progress(step + 1, steps, 0, steps))
+    return model.eval()

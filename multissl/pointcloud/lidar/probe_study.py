@@ -16,8 +16,12 @@ import argparse
 
 import torch
 
-from multissl.core.method import Progress, after_optimizer_step
-from multissl.pointcloud.lidar.methods import LidarSSL, TransformSpec, collate_scenes
+from multissl.pointcloud.lidar.methods import (
+    LidarSSL,
+    TransformSpec,
+    collate_scenes,
+    fit_on_scenes,
+)
 from multissl.pointcloud.lidar.pillars import Grid
 from multissl.pointcloud.lidar.simulator import SimConfig, simulate_dataset
 
@@ -39,17 +43,7 @@ def pretrain(objective: str, train: list[dict], steps: int, seed: int = 0, tempo
     torch.manual_seed(seed)
     m = LidarSSL(grid, channels, objective, spec, temporal_weight=temporal_weight if objective == "equivariant" else 0.0,
                  samples=32, momentum=0.9, readout=readout)
-    opt = torch.optim.AdamW(m.parameters(), lr, weight_decay=0.0)
-    g = torch.Generator().manual_seed(seed)
-    m.train()
-    for step in range(steps):
-        idx = torch.randint(0, len(train), (batch_size,), generator=g).tolist()
-        out = m(collate_scenes([train[i] for i in idx], 64))
-        opt.zero_grad()
-        out.loss.backward()
-        opt.step()
-        after_optimizer_step(m, Progress(step + 1, steps, 0, steps))
-    return m.eval()
+    return fit_on_scenes(m, train, steps, seed, batch_size, lr)
 
 
 ROT_FLIP = TransformSpec(rotation="classify", flip="classify", scale="dense", translate="dense")

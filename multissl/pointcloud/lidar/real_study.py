@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from multissl.core.method import Progress, after_optimizer_step
 from multissl.pointcloud.io import (
     cam_boxes_to_lidar,
     read_kitti_calib,
@@ -35,7 +34,7 @@ from multissl.pointcloud.io import (
     read_mmdet3d_kitti,
     read_points,
 )
-from multissl.pointcloud.lidar.methods import LidarSSL, TransformSpec, collate_scenes
+from multissl.pointcloud.lidar.methods import LidarSSL, TransformSpec, fit_on_scenes
 from multissl.pointcloud.lidar.pillars import Grid
 
 ROOT = "pointcloud/kitti_fov"
@@ -94,17 +93,7 @@ def pretrain(objective: str, scenes: list[dict], steps: int, seed: int, channels
     """AdamW pre-training of a backbone on ``scenes`` (``steps=0``: the random init of ``seed``)."""
     torch.manual_seed(seed)
     m = LidarSSL(GRID, channels, objective, SPEC, temporal_weight=0.0, samples=64, momentum=0.99)
-    opt = torch.optim.AdamW(m.parameters(), lr, weight_decay=0.0)
-    g = torch.Generator().manual_seed(seed)
-    m.train()
-    for step in range(steps):
-        idx = torch.randint(0, len(scenes), (batch_size,), generator=g).tolist()
-        out = m(collate_scenes([scenes[i] for i in idx], 64))
-        opt.zero_grad()
-        out.loss.backward()
-        opt.step()
-        after_optimizer_step(m, Progress(step + 1, steps, 0, steps))
-    return m.eval()
+    return fit_on_scenes(m, scenes, steps, seed, batch_size, lr)
 
 
 def _interval(vals: list[float]) -> str:
