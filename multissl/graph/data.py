@@ -49,6 +49,24 @@ def _planetoid_prefix(folder: Path, name: str | None) -> str:
     return found[0]
 
 
+def _refuse_lfs_pointers(files) -> None:
+    """A Git LFS pointer (a ~130-byte text stub that a clone without git-lfs leaves in place of the data, as
+    in some public copies of ind.pubmed.*) is refused by name, with the size of the real file it stands for."""
+    stubs = []
+    for f in files:
+        f = Path(f)
+        if f.is_file() and f.stat().st_size < 1024:
+            head = f.read_bytes()[:200]
+            if head.startswith(b"version https://git-lfs"):
+                size = next((ln.split()[1] for ln in head.decode("ascii", "replace").splitlines()
+                             if ln.startswith("size ")), "?")
+                stubs.append(f"{f.name} (stands for {size} bytes)")
+    if stubs:
+        raise DataError(f"{Path(files[0]).parent}: {', '.join(stubs)} are Git LFS pointers, not the data; fetch the "
+                        "real files (git lfs pull in that clone, or torch_geometric's Planetoid download, see "
+                        "docs/notes/graph.md) and point data.path at them")
+
+
 def _random_masks(n: int, fractions: tuple[float, float, float], seed: int) -> tuple[torch.Tensor, ...]:
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     a, b = round(fractions[0] * n), round((fractions[0] + fractions[1]) * n)
@@ -127,7 +145,9 @@ def load_node_graph(path: str, name: str | None = None, fractions: tuple[float, 
     if p.is_dir() and any(p.glob("ind.*.graph")):
         from multissl.safe_pickle import read_planetoid
 
-        data = read_planetoid(p, _planetoid_prefix(p, name))
+        prefix = _planetoid_prefix(p, name)
+        _refuse_lfs_pointers(sorted(p.glob(f"ind.{prefix}.*")))
+        data = read_planetoid(p, prefix)
         return NodeGraph(data.x, data.edge_index, data.y, data.train_mask, data.val_mask, data.test_mask)
     if p.is_file() and p.suffix in (".pt", ".pth"):
         obj = _safe_torch_load(p)

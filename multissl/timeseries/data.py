@@ -1,9 +1,13 @@
 """Forecasting data, once for every forecaster: loaders (CSV/Parquet with a date column, any
 ``datasets`` time series), the Informer split protocol, train-statistics scaling and sliding windows.
 
-Informer protocol (Zhou et al., AAAI 2021, its ``Dataset_ETT_hour``): 12 / 4 / 4 months of 30 days
-for train / val / test, each later split starting ``seq_len`` steps early so its first window has a
-full input; z-scoring with the TRAIN rows' mean and std; metrics on the scaled values.
+Informer protocol (Zhou et al., AAAI 2021, its ``Dataset_ETT_hour`` / ``Dataset_ETT_minute``): 12 / 4 / 4
+months of 30 days for train / val / test (rows: months x 30 x 24 for the hourly ETTh files, x 30 x 24 x 4
+for the 15-minute ETTm files), each later split starting ``seq_len`` steps early so its first window has
+a full input; z-scoring with the TRAIN rows' mean and std; metrics on the scaled values. Protocol
+``auto`` picks the ETTm borders for a file named ETTm*, the ETTh ones for ETTh*, else the 70/10/20
+ratio split; a file whose date column steps by 15 minutes is refused under the hourly borders (and the
+reverse), since those borders would silently cover a quarter of the months.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ class Series:
 
     values: np.ndarray
     columns: list[str]
+    step_seconds: float | None = None  # median spacing of the date column (None: no parsable dates)
+    name: str = ""  # file stem, for protocol "auto"
 
 
 def load_series(path: str, date_column: str | None = "date", columns: list[str] | None = None,
@@ -49,14 +55,43 @@ def load_series(path: str, date_column: str | None = "date", columns: list[str] 
         if date_column not in frame.columns:
             raise DataError(f"date column '{date_column}' not in {path} (columns: {list(frame.columns)}); "
                             "set data.date_column (or null)")
-        frame = frame.sort_values(date_column, kind="stable")
+        import pandas as pd
+
+        # sort by the parsed time when every date parses ("7/1/2016 0:15" sorts wrongly as text)
+        when = pd.to_datetime(frame[date_column], errors="coerce")
+        if bool(when.notna().all()):
+            frame = frame.assign(_when=when.values).sort_values("_when", kind="stable")
+            diffs = frame["_when"].diff().dt.total_seconds().dropna()
+            step = float(diffs.median()) if len(diffs) else None
+            frame = frame.drop(columns="_when")
+        else:
+            frame = frame.sort_values(date_column, kind="stable")
+            step = None
+    else:
+        step = None
     cols = columns or [c for c in frame.columns if c != date_column]
     missing = [c for c in cols if c not in frame.columns]
     if missing:
         raise DataError(f"columns {missing} not in {path} (columns: {list(frame.columns)})")
     from multissl.data import numeric_columns
 
-    return Series(numeric_columns(frame, cols, path, header_lines=1), list(cols))
+    stem = "" if path.startswith("hf:") else resolve_data_path(path, "time series").stem
+    return Series(numeric_columns(frame, cols, path, header_lines=1), list(cols), step, stem)
+
+
+# Steps per day of the Informer borders, and the date spacing each expects.
+_INFORMER = {"informer_hourly": (24, 3600.0), "informer_15min": (96, 900.0)}
+
+
+def infer_protocol(name: str) -> str:
+    """Protocol ``auto`` by file name: ETTh* -> Informer hourly months, ETTm* -> Informer 15-min months,
+    anything else -> the 70/10/20 ratio split (Informer / Autoformer's custom-data protocol)."""
+    n = name.lower()
+    if n.startswith("etth"):
+        return "informer_hourly"
+    if n.startswith("ettm"):
+        return "informer_15min"
+    return "ratio"
 
 
 def informer_borders(n: int, seq_len: int, train_months: int = 12, val_months: int = 4, test_months: int = 4,
@@ -130,17 +165,24 @@ class ForecastData:
 
 def make_forecast_data(series: Series, seq_len: int, pred_len: int, protocol: str = "informer_hourly",
                        fractions: tuple[float, float, float] = (0.7, 0.1, 0.2), scale: bool = True) -> ForecastData:
-    """Split chronologically (``informer_hourly`` / ``informer_15min`` / ``ratio``), scale with train
-    statistics, window every split."""
+    """Split chronologically (``informer_hourly`` / ``informer_15min`` / ``ratio``, or ``auto``: by the
+    series' file name, see :func:`infer_protocol`), scale with train statistics, window every split."""
     n = len(series.values)
-    if protocol == "informer_hourly":
-        borders = informer_borders(n, seq_len, steps_per_day=24)
-    elif protocol == "informer_15min":
-        borders = informer_borders(n, seq_len, steps_per_day=96)
+    if protocol == "auto":
+        protocol = infer_protocol(series.name)
+    if protocol in _INFORMER:
+        per_day, expected = _INFORMER[protocol]
+        step = series.step_seconds
+        if step is not None and abs(step - expected) > 1e-6:
+            other = [k for k, (_, e) in _INFORMER.items() if abs(step - e) < 1e-6]
+            raise DataError(f"split {protocol} expects one row per {expected / 60:g} min, but the date column of "
+                            f"{series.name or 'the series'} steps by {step / 60:g} min; set data.protocol="
+                            f"{other[0] if other else 'ratio'} (or auto)")
+        borders = informer_borders(n, seq_len, steps_per_day=per_day)
     elif protocol == "ratio":
         borders = ratio_borders(n, seq_len, fractions)
     else:
-        raise DataError(f"unknown split protocol {protocol!r}: informer_hourly, informer_15min or ratio")
+        raise DataError(f"unknown split protocol {protocol!r}: auto, informer_hourly, informer_15min or ratio")
     scaler = StandardScaler(series.values[borders[0][0] : borders[0][1]])
     values = scaler.transform(series.values) if scale else series.values.astype(np.float32)
     parts = [ForecastWindows(values, seq_len, pred_len, s, e) for s, e in borders]

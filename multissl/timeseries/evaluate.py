@@ -31,11 +31,9 @@ PUBLISHED = {"f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066":
 
 def auto_protocol(stem: str) -> str:
     """ETTh* -> Informer hourly (12/4/4 months), ETTm* -> Informer 15-min, anything else -> 70/10/20 ratio."""
-    if stem.lower().startswith("etth"):
-        return "informer_hourly"
-    if stem.lower().startswith("ettm"):
-        return "informer_15min"
-    return "ratio"
+    from multissl.timeseries.data import infer_protocol
+
+    return infer_protocol(stem)
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:

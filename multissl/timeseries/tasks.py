@@ -25,8 +25,9 @@ class SeriesData:
     path: str = param("ett/ETTh1.csv", "CSV/Parquet with a date column (shipped short path or any path), or hf:<name>")
     date_column: str | None = param("date", "column to sort by and drop (None: rows are in time order)")
     columns: list[str] = param([], "channels to use (empty: every column but the date; ETTh1 'M' setting)")
-    protocol: Literal["informer_hourly", "informer_15min", "ratio"] = param(
-        "informer_hourly", "split: Informer 12/4/4 months (hourly / 15-min) or chronological fractions")
+    protocol: Literal["auto", "informer_hourly", "informer_15min", "ratio"] = param(
+        "auto", "split: Informer 12/4/4 months (hourly / 15-min rows) or chronological fractions; auto: ETTh* "
+        "hourly, ETTm* 15-min, other files ratio (a date spacing that contradicts the months is refused)")
     fractions: tuple[float, float, float] = param((0.7, 0.1, 0.2), "ratio protocol: train / val / test fractions")
     seq_len: int = param(96, "input length (Zhang et al. 2023: 96)")
     pred_len: int = param(24, "horizon (Informer ETTh1: 24, 48, 168, 336, 720)")

@@ -159,3 +159,14 @@ def test_string_ids_are_remapped_and_unseen_test_pairs_left_out(tmp_path, capsys
     w = load_interactions(str(tmp_path / "train.tsv"), test_path=str(tmp_path / "test.tsv"), val_fraction=0.0,
                           min_weight=0.9)
     assert w.item_ids.tolist() == ["paris"] and len(w.train) == 2
+
+
+def test_planetoid_lfs_pointers_are_named_as_such(tmp_path):
+    from multissl.errors import DataError
+
+    # some public copies of ind.pubmed.* are Git LFS pointer stubs (e.g. D61-IA/FisherGCN without git-lfs)
+    for part in ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index"):
+        (tmp_path / f"ind.pubmed.{part}").write_text(
+            "version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 7578385\n")
+    with pytest.raises(DataError, match=r"ind\.pubmed\.allx \(stands for 7578385 bytes\).*Git LFS pointers"):
+        load_node_graph(str(tmp_path), "pubmed")
