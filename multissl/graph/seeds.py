@@ -38,12 +38,21 @@ def _seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
-def summarize(rows: list[dict]) -> dict[str, tuple[float, float]]:
+def summarize(rows: list[dict], level: float = 0.95) -> dict[str, tuple[float, float, float, float]]:
+    """Per metric: (mean, population std as GraphMAE reports it, and a two-sided Student-t interval at
+    ``level`` for the mean over seeds, from the SAMPLE std; (nan, nan) with one seed)."""
+    from scipy import stats
+
     keys = sorted({k for r in rows for k in r if k not in ("seed",) and isinstance(r[k], (int, float))})
     out = {}
     for k in keys:
         vals = [float(r[k]) for r in rows if k in r]
-        out[k] = (statistics.mean(vals), statistics.pstdev(vals) if len(vals) > 1 else 0.0)
+        m = statistics.mean(vals)
+        if len(vals) > 1:
+            half = float(stats.t.ppf(0.5 + level / 2, len(vals) - 1)) * statistics.stdev(vals) / len(vals) ** 0.5
+            out[k] = (m, statistics.pstdev(vals), m - half, m + half)
+        else:
+            out[k] = (m, 0.0, float("nan"), float("nan"))
     return out
 
 
@@ -64,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = [_one(w) for w in work]
     summary = summarize(rows)
     print(f"{args.recipe} over {len(seeds)} seeds ({' '.join(args.overrides)}):")
-    for k, (m, s) in summary.items():
-        print(f"  {k:32s} {m:.4f} +- {s:.4f}")
+    print(f"  {'metric':32s} mean +- std (population) [95 % t-interval of the mean over {len(seeds)} seeds]")
+    for k, (m, s, lo, hi) in summary.items():
+        print(f"  {k:32s} {m:.4f} +- {s:.4f} [{lo:.4f}, {hi:.4f}]")
     out = Path(args.output_dir) / f"{args.recipe.replace('/', '-')}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as f:

@@ -42,6 +42,20 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return m, sd
 
 
+def paired_differences(base: list[tuple[float, float]], other: list[tuple[float, float]],
+                       level: float = 0.95) -> dict[str, float]:
+    """Per-seed test MSE differences ``other - base`` (same seed, hence the same initial forecaster and
+    batches): mean, sample std, a two-sided Student-t interval at ``level`` over the seeds, and how
+    many seeds the other regime is worse on (a positive difference = worse, MSE is lower-better)."""
+    from scipy import stats
+
+    d = [o[0] - b[0] for b, o in zip(base, other, strict=True)]
+    m, sd = _mean_sd(d)
+    half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1)) * sd / math.sqrt(len(d)) if len(d) > 1 else float("nan")
+    return {"mean": m, "sd": sd, "lo": m - half, "hi": m + half, "worse": sum(x > 0 for x in d), "n": len(d),
+            "diffs": d}
+
+
 def _cell(pairs: list[tuple[float, float]]) -> str:
     (mse, mse_sd), (mae, mae_sd) = _mean_sd([p[0] for p in pairs]), _mean_sd([p[1] for p in pairs])
     if len(pairs) == 1:
@@ -144,5 +158,20 @@ def main(argv: list[str]) -> int:
         print(line)
     if not published:
         print("(no published figures are printed: this file is not a data set they were published on)")
+    if "mse" in a.regimes and len(a.seeds) > 1:
+        print("\npaired per-seed test MSE difference to MSE-only (positive = worse than MSE-only), mean "
+              "[95 % t-interval over seeds], seeds worse")
+        for res in rows:
+            for r in a.regimes:
+                if r != "mse":
+                    pd_ = paired_differences(res["mse"], res[r])
+                    res[f"paired_{r}_minus_mse"] = pd_
+                    print(f"  h={res['horizon']} {r} - mse: {pd_['mean']:+.4f} [{pd_['lo']:+.4f}, {pd_['hi']:+.4f}], "
+                          f"worse on {pd_['worse']} / {pd_['n']}  (per seed: "
+                          + ", ".join(f"{x:+.4f}" for x in pd_["diffs"]) + ")")
+        if a.json:
+            rec = json.loads(Path(a.json).read_text())
+            rec["rows"] = rows
+            Path(a.json).write_text(json.dumps(rec, indent=1))
     print(f"runs: {root}")
     return 0

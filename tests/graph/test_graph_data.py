@@ -170,3 +170,13 @@ def test_planetoid_lfs_pointers_are_named_as_such(tmp_path):
             "version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 7578385\n")
     with pytest.raises(DataError, match=r"ind\.pubmed\.allx \(stands for 7578385 bytes\).*Git LFS pointers"):
         load_node_graph(str(tmp_path), "pubmed")
+
+
+def test_seed_summary_has_a_t_interval():
+    from multissl.graph.seeds import summarize
+
+    rows = [{"seed": s, "test/acc": v} for s, v in enumerate([0.70, 0.72, 0.74])]
+    m, sd, lo, hi = summarize(rows)["test/acc"]
+    half = 4.302652729911275 * 0.02 / 3 ** 0.5  # t(0.975, 2 df) x sample std / sqrt(n)
+    assert abs(m - 0.72) < 1e-12 and abs(sd - (0.0008 / 3) ** 0.5) < 1e-12
+    assert abs(lo - (0.72 - half)) < 1e-9 and abs(hi - (0.72 + half)) < 1e-9

@@ -54,3 +54,14 @@ def test_every_row_uses_the_given_file(tmp_path, capsys):
 def test_published_figures_are_keyed_by_content():
     """Informer's figures belong to the unchanged ETTh1 file, recognised by its content, not its name."""
     assert PUBLISHED[file_sha256(project_root() / "data" / "ett" / "ETTh1.csv")][0] == "ETTh1"
+
+
+def test_paired_differences_interval():
+    from multissl.timeseries.evaluate import paired_differences
+
+    base = [(0.30, 0.0), (0.32, 0.0), (0.31, 0.0)]
+    other = [(0.31, 0.0), (0.34, 0.0), (0.31, 0.0)]  # differences +0.01, +0.02, 0.00
+    r = paired_differences(base, other)
+    assert abs(r["mean"] - 0.01) < 1e-12 and abs(r["sd"] - 0.01) < 1e-12 and r["worse"] == 2 and r["n"] == 3
+    half = 4.302652729911275 * 0.01 / np.sqrt(3)  # t(0.975, 2 df)
+    assert abs(r["lo"] - (0.01 - half)) < 1e-9 and abs(r["hi"] - (0.01 + half)) < 1e-9
