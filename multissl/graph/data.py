@@ -146,6 +146,13 @@ def load_node_graph(path: str, name: str | None = None, fractions: tuple[float, 
         from multissl.safe_pickle import read_planetoid
 
         prefix = _planetoid_prefix(p, name)
+        if not (p / f"ind.{prefix}.graph").is_file():
+            have = sorted(f.name.split(".")[1] for f in p.glob("ind.*.graph"))
+            raise DataError(
+                f"{p} holds the Planetoid files of {have}, not ind.{prefix}.*. Get them once (online) with "
+                f"torch_geometric: Planetoid(ROOT, '{prefix.capitalize() if prefix != 'pubmed' else 'PubMed'}') "
+                f"writes ROOT/<name>/raw/ind.{prefix}.*; then give data.path=ROOT/<name>/raw (or put the files "
+                f"in $MULTISSL_DATA/planetoid and give data.path='$MULTISSL_DATA/planetoid')")
         _refuse_lfs_pointers(sorted(p.glob(f"ind.{prefix}.*")))
         data = read_planetoid(p, prefix)
         return NodeGraph(data.x, data.edge_index, data.y, data.train_mask, data.val_mask, data.test_mask)

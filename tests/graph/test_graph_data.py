@@ -180,3 +180,11 @@ def test_seed_summary_has_a_t_interval():
     half = 4.302652729911275 * 0.02 / 3 ** 0.5  # t(0.975, 2 df) x sample std / sqrt(n)
     assert abs(m - 0.72) < 1e-12 and abs(sd - (0.0008 / 3) ** 0.5) < 1e-12
     assert abs(lo - (0.72 - half)) < 1e-9 and abs(hi - (0.72 + half)) < 1e-9
+
+
+def test_missing_planetoid_set_says_how_to_get_it():
+    from multissl.errors import DataError
+
+    # the shipped folder has cora and citeseer only; PubMed's message names the download and data.path
+    with pytest.raises(DataError, match=r"\['citeseer', 'cora'\], not ind\.pubmed.*Planetoid\(ROOT, 'PubMed'\).*data\.path="):
+        load_node_graph("planetoid", "pubmed")
