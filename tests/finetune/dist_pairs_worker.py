@@ -58,7 +58,7 @@ def run(out: str) -> None:
              "positive_id": full["positive_id"][rows], "negative_id": full["negative_id"][negs]}
     results = {}
     for name, kw in {"gather": {}, "gather_symmetric": {"symmetric": True},
-                     "gather_learnable_t": {"learnable_temperature": True},
+                     "gather_learnable_t": {"learnable_temperature": True}, "gather_gradcache": {"gradcache_chunk": 2},
                      "no_mask": {"mask_duplicates": False}, "local_only": {"gather": False}}.items():
         torch.manual_seed(0)
         method = PairsContrastive(BagEncoder(), head="linear", temperature=0.05, **kw)

@@ -1,6 +1,7 @@
 """contrastive.pairs across processes: 2 processes (torchrun, gloo, 4 rows each) give the loss and the
 DDP-averaged gradients of 1 process on the global batch of 8, with the duplicate mask applied across
-processes (a positive of rank 0 is a negative of rank 1). Without gathering they differ."""
+processes (a positive of rank 0 is a negative of rank 1), also through GradCache. Without gathering
+they differ."""
 
 import json
 import os
@@ -26,7 +27,7 @@ def test_two_processes_match_one_process_on_the_global_batch(tmp_path):
     assert one.returncode == 0, one.stderr[-3000:]
     assert two.returncode == 0, err[-3000:]
     a, b = json.loads((tmp_path / "one.json").read_text()), json.loads((tmp_path / "two.json").read_text())
-    for name in ("gather", "gather_symmetric", "gather_learnable_t", "no_mask"):
+    for name in ("gather", "gather_symmetric", "gather_learnable_t", "gather_gradcache", "no_mask"):
         assert abs(a[name]["loss"] - b[name]["loss"]) < 1e-5, (name, a[name]["loss"], b[name]["loss"])
         assert _close(a[name]["grads"], b[name]["grads"], 1e-5), name
     # the mask sees duplicates across processes: 1 process and 2 processes count the same, and the
