@@ -29,7 +29,7 @@ Deviations from the reference code:
   gradients equal the one-process loss on the global batch (open_clip's local-loss pattern).
   SimCSE's ``cl_forward`` instead gathers without gradients, puts the local chunk back, and every
   process computes the full global loss: its gradients are 1/world of the global loss's after DDP's mean;
-  sentence-transformers' ``gather_across_devices`` is the same local-rows pattern as ours. SupCon
+  sentence-transformers' ``gather_across_devices`` (off by default there) takes local rows too. SupCon
   (below) does not gather: its label mask is built from the local batch.
 """
 
