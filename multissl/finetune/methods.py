@@ -42,7 +42,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from multissl.core import MLP, LossOutput, Method, Progress, Temperature, all_gather_no_grad, gather_with_grad, info_nce
+from multissl.core import (
+    MLP,
+    LossOutput,
+    Method,
+    Progress,
+    Temperature,
+    all_gather_no_grad,
+    gather_with_grad,
+    info_nce,
+)
 from multissl.core.distributed import rank, world_size
 from multissl.core.gradcache import cached_embeddings, split_batch
 

@@ -39,7 +39,7 @@ def global_batch() -> dict[str, torch.Tensor]:
     negative = torch.randint(0, VOCAB, (B * K, L), generator=g)
     negative[6 * K] = positive[1]  # rank 1's row 6 holds rank 0's row 1 positive as a negative
     positive[2] = anchor[6]  # rank 0's row 2 positive = rank 1's row 6 anchor (the symmetric direction)
-    ids = lambda t: torch.tensor([zlib.crc32(bytes(r.tolist())) for r in t])  # noqa: E731
+    ids = lambda t: torch.tensor([zlib.crc32(bytes(r.tolist())) for r in t])
     return {"anchor": anchor, "positive": positive, "negative": negative,
             "anchor_id": ids(anchor), "positive_id": ids(positive), "negative_id": ids(negative)}
 
