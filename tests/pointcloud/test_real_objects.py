@@ -76,3 +76,42 @@ def test_svm_probe_selects_on_validation_only():
     b = real_study.svm_probe(x[:150], y[:150], x[150:200], y[150:200], x[200:], rng.permutation(y[200:]))
     assert a["svm_C"] == b["svm_C"] and a["svm_val_acc"] == b["svm_val_acc"]  # test labels never used
     assert a["svm_acc"] > 0.8 > b["svm_acc"]
+
+
+def _tiny_pretrain_gain(seed: int) -> tuple[float, float]:
+    """Held-out Chamfer-L2 of the masked patches (fixed masks) at init and after 60 tiny Point-MAE steps
+    on 200 real ModelNet10 clouds; the same shapes, masks and init for both."""
+    from multissl.core import chamfer_distance
+    from multissl.pointcloud.objects.pointmae import PointEncoder, PointMAE, random_mask
+
+    sp = load_splits("modelnet10_vox", None, None, 256, 20, 4, 0.0, 0, "unit_sphere")
+    torch.manual_seed(seed)
+    mae = PointMAE(PointEncoder(16, 16, 64, 2, 4, 0.0, (32, 64, 64)), 0.6, 1, 4)
+    held = sp.test_x[:40]
+    torch.manual_seed(99)
+    mask = random_mask(len(held), 16, 0.6, torch.device("cpu"))
+    torch.manual_seed(seed)
+
+    def chamfer() -> float:
+        mae.eval()
+        with torch.no_grad():
+            pred, target, _, _ = mae.reconstruct(held, mask)
+        mae.train()
+        return float(chamfer_distance(pred, target))
+
+    before = chamfer()
+    opt = torch.optim.AdamW(mae.parameters(), 2e-3, weight_decay=0.05)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(60):
+        loss = mae(sp.train_x[torch.randint(0, len(sp.train_x), (32,), generator=g)]).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return before, chamfer()
+
+
+def test_pointmae_learns_on_real_modelnet10_clouds():
+    """Margin chosen on seed 0, asserted on seed 1: the held-out masked-patch Chamfer falls by > 30 %
+    from the untrained model's (same masks, same shapes)."""
+    before, after = _tiny_pretrain_gain(1)
+    assert after < 0.7 * before, (before, after)
