@@ -3,7 +3,6 @@ split, its surface sampler samples the voxel solid's surface uniformly by area, 
 it, the SVM probe selects on validation only, and Point-MAE learns on the real clouds."""
 
 import numpy as np
-import pytest
 import torch
 
 from multissl.pointcloud.objects import real_study

@@ -71,7 +71,7 @@ def lidar_crops(min_points: int = 10) -> tuple[list[np.ndarray], np.ndarray, lis
     scenes.append(("kitti-000008", io.read_mmdet3d_kitti("pointcloud/mmdet3d_demo/kitti/000008.bin",
                                                          "pointcloud/mmdet3d_demo/kitti/000008.pkl")))
     nus = resolve_data_path("pointcloud/mmdet3d_demo/nuscenes", "nuScenes demo folder")
-    scenes.append(("nuscenes", io.read_nuscenes_sample(sorted(nus.glob("*.pcd.bin"))[0], sorted(nus.glob("*.pkl"))[0])))
+    scenes.append(("nuscenes", io.read_nuscenes_sample(min(nus.glob("*.pcd.bin")), min(nus.glob("*.pkl")))))
     clouds, car, names = [], [], []
     for name, sc in scenes:
         inside = io.box_points(sc)
