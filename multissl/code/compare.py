@@ -20,7 +20,8 @@ from multissl.errors import DataError
 def read_column(spec: str, split: str) -> tuple[list[str], torch.Tensor]:
     """Queries and ranks of ``FILE:MODEL`` (MODEL optional when the file holds one model besides bm25)."""
     path, model = spec.rsplit(":", 1) if ":" in spec else (spec, "")
-    rows = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    with open(path, encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
     rows = [r for r in rows if r["split"] == split]
     if not rows:
         raise DataError(f"{path} has no rows of split {split}")

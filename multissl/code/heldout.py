@@ -118,7 +118,7 @@ def check_heldout(pairs: list[tuple[str, str]], paths: list[str], on_overlap: st
         leak = find_leakage(pairs, load_heldout(path))
         counts[path] = len(leak.indices)
         if leak.indices and on_overlap == "error":
-            i = sorted(leak.indices)[0]
+            i = min(leak.indices)
             raise DataError(f"training pairs overlap the held-out set {path}: {len(leak.query_hits)} queries and "
                             f"{len(leak.code_hits)} functions (first: pair {i}, query '{pairs[i][0][:80]}'). Remove "
                             "them, or set data.heldout_overlap=drop")
@@ -179,5 +179,13 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["HeldOut", "Leakage", "check_heldout", "cosqa_subbase", "code_fingerprint", "find_leakage", "load_heldout",
-           "normalise_query"]
+__all__ = [
+    "HeldOut",
+    "Leakage",
+    "check_heldout",
+    "code_fingerprint",
+    "cosqa_subbase",
+    "find_leakage",
+    "load_heldout",
+    "normalise_query",
+]

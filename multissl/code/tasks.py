@@ -30,8 +30,8 @@ from multissl.code.data import (
 )
 from multissl.code.evaluate import evaluate_retrieval
 from multissl.code.heldout import check_heldout
-from multissl.code.querystyle import STYLES, QueryRewriter
 from multissl.code.methods import CoCoSoDa, CodeSearchFineTune
+from multissl.code.querystyle import STYLES, QueryRewriter
 from multissl.config import param
 from multissl.encoders.hf import HFEncoder
 from multissl.encoders.masking import special_tokens_mask

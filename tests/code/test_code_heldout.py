@@ -10,7 +10,12 @@ import pytest
 import torch
 
 from multissl.code.data import load_retrieval
-from multissl.code.heldout import check_heldout, code_fingerprint, find_leakage, load_heldout
+from multissl.code.heldout import (
+    check_heldout,
+    code_fingerprint,
+    find_leakage,
+    load_heldout,
+)
 from multissl.code.querystyle import QueryRewriter, identifier_query, web_style
 from multissl.code.tasks import CodeSearchCollator, interpolate_weights
 from multissl.encoders.hf import load_tokenizer
