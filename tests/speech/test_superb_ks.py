@@ -163,3 +163,24 @@ def test_utterance_cmvn_is_blind_to_a_per_channel_offset():
     without = utterance_features(method, x, normalize=False)
     assert torch.allclose(with_cmvn[0], with_cmvn[1], atol=1e-4)
     assert (without[0] - without[1]).abs().max() > 0.1
+
+
+def test_eval_speech_superb12(tmp_path, capsys):
+    """`multissl eval speech --labels superb12` probes the 12 classes on the official lists (one test clip per
+    class here); `--set` overrides reach the random encoder's recipe."""
+    import json
+
+    from multissl.speech.evaluate import main
+
+    _speech_commands(tmp_path / "sc")
+    out = tmp_path / "rows.json"
+    assert main(["--data", str(tmp_path / "sc"), "--recipe", "speech/tera-superb-ks", "--labels", "superb12",
+                 "--task", "keyword", "--upstream", "logmel", "random", "--seeds", "0", "--json", str(out),
+                 "--layer", "last", "weighted", "--set", "model.hidden=16", "model.heads=2", "model.ffn=32",
+                 "data.cmvn=none"]) == 0
+    rows = json.loads(out.read_text())
+    assert [(r["upstream"], r["layer"]) for r in rows] == [("logmel", "last"), ("random", "last"),
+                                                           ("random", "weighted")]
+    assert len(rows[-1]["layer_weights"]) == 4  # input representation + the recipe's 3 layers
+    printed = capsys.readouterr().out
+    assert "36 utterances" in printed and "| logmel | keyword | last |" in printed  # 12 classes x 3 splits
