@@ -212,7 +212,9 @@ def load_utterances(path: str | Path, labels: str = "words") -> list[Utterance]:
         raise DataError(f"No audio found in {p} (wav / flac / ogg in a supported layout)")
     noise = [u for u in utts if u.label == BACKGROUND]
     utts = [u for u in utts if u.label != BACKGROUND]
-    if labels == "superb12":
+    if labels == "superb12" and not any(u.label for u in utts):
+        print(f"note: labels=superb12 ignored for {p.name}: no utterance has a word label (speaker probes only)")
+    elif labels == "superb12":
         utts = superb12(utts, noise)
     elif labels != "words":
         raise DataError(f"labels must be one of {LABEL_SETS}, got {labels!r}")

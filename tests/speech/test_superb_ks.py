@@ -134,6 +134,7 @@ def test_segments_keep_a_recording_in_one_split(tmp_path):
             save_audio(d / f"{spk}-1000-{n:04d}.flac", _tone(150 + 40 * n + int(spk), 5.0), SR)
     utts = load_utterances(tmp_path)
     assert {u.speaker for u in utts} == {"84", "174"}
+    assert [u.name for u in load_utterances(tmp_path, "superb12")] == [u.name for u in utts]  # no labels: as is
     segs = segment_utterances(utts, 2.0)
     assert len(segs) == 2 * 5 * 3  # 2 + 2 + the last 1 s (>= half a segment)
     by_rec: dict[str, set] = {}
