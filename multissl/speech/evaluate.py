@@ -52,11 +52,6 @@ def load_run(run: Path):
 
 
 def main(argv: list[str]) -> int:
-    from multissl.recipes import load_recipe
-    from multissl.speech.data import compute_log_mels, load_utterances, segment_utterances
-    from multissl.speech.probes import keyword_split, probe, speaker_split, utterance_features
-    from multissl.speech.tasks import build_method, fbank_config, with_val_in_train
-
     p = argparse.ArgumentParser(prog="multissl eval speech", description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="labelled speech set (FSDD tar/folder, Speech Commands, "
                    "LibriSpeech, manifest .csv/.jsonl, datasets folder/.parquet)")
@@ -78,7 +73,16 @@ def main(argv: list[str]) -> int:
     p.add_argument("--pooling", choices=("mean", "meanstd"), default="meanstd")
     p.add_argument("--json", help="also write the rows to this JSON file")
     args = p.parse_args(argv)
-    torch.set_grad_enabled(False)
+    with torch.no_grad():  # never left switched off for the caller (e.g. a test run in the same process)
+        return _run(args)
+
+
+def _run(args) -> int:
+    from multissl.recipes import load_recipe
+    from multissl.speech.data import compute_log_mels, load_utterances, segment_utterances
+    from multissl.speech.probes import keyword_split, probe, speaker_split, utterance_features
+    from multissl.speech.tasks import build_method, fbank_config, with_val_in_train
+
 
     base = load_recipe(args.recipe, args.set)
     labels = args.labels or base.config.data.labels
