@@ -54,7 +54,7 @@ from multissl.finetune.views import (
 from multissl.tasks import Task, TaskParts
 
 Modality = Literal["text", "image", "audio"]
-Head = Literal["none", "linear", "mlp"]
+Head = Literal["none", "linear", "linear_tanh", "mlp"]
 assert set(Head.__args__) == set(HEADS)  # type: ignore[attr-defined]
 
 
@@ -166,8 +166,11 @@ class PairsParams:
     learnable_temperature: bool = param(False, "learn the temperature (CLIP-style log(1/T), clamped to [0.001, 1])")
     symmetric: bool = param(False, "also positive -> anchor over in-batch anchors (averaged)")
     mask_duplicates: bool = param(True, "the same text / id elsewhere in the batch is not a negative")
+    gather: bool = param(True, "across processes: local anchors vs the positives / negatives of every process "
+                               "(gathered with gradients; duplicates masked over the global batch)")
     gradcache_chunk: int = param(0, "GradCache chunk size (0 = off): same loss and gradients, memory of one chunk")
-    head: Head = param("none", "projection head trained with the model: none, linear, mlp (Linear-ReLU-Linear)")
+    head: Head = param("none", "projection head trained with the model: none, linear, linear_tanh (SimCSE's "
+                               "Linear + Tanh), mlp (Linear-ReLU-Linear)")
     head_dim: int | None = param(None, "output width of the head (None = the encoder's width)")
 
 
@@ -233,7 +236,7 @@ class PairsTask(Task):
         d, m, e = cfg.data, cfg.method, cfg.eval
         encoder = build_encoder(cfg.model, recipe.train.seed)
         method = PairsContrastive(encoder, m.head, m.head_dim, m.temperature, m.learnable_temperature,
-                                  m.gradcache_chunk, m.symmetric, m.mask_duplicates)
+                                  m.gradcache_chunk, m.symmetric, m.mask_duplicates, gather=m.gather)
         rows = _load_pairs(d, d.train, d.limit)
         if d.mine_negatives > 0:
             from multissl.finetune.mine import mine_hard_negatives
