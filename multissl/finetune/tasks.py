@@ -323,6 +323,8 @@ class Augment:
     crop_scale_min: float = param(0.2, "image: RandomResizedCrop lower scale (SimCLR / SupCon: 0.08-0.2)")
     jitter: float = param(0.4, "image: colour-jitter strength (applied with p = 0.8)")
     grayscale: float = param(0.2, "image: greyscale probability")
+    ce_colour: bool = param(False, "cross-entropy baseline: also colour jitter + greyscale (Khosla et al.'s main_ce.py: "
+                                   "crop + flip only)")
     crop_seconds: float = param(0.8, "audio: random crop length in seconds (shorter clips stay whole)")
     gain_db: float = param(6.0, "audio: random gain range +- dB")
 
@@ -403,12 +405,13 @@ class SupConTask(Task):
             method = SupCon(encoder, m.head, m.head_dim, m.temperature, m.learnable_temperature, m.gradcache_chunk)
         else:
             method = CrossEntropyFineTune(encoder, len(train.classes), m.head, m.head_dim, m.gradcache_chunk)
-        augment = None
+        augment = batch_views = None
         if cfg.model.modality == "image":
-            augment = ImageViews(int(train.items[0].shape[-1]), a.crop_scale_min, a.jitter, a.grayscale)
+            batch_views = ImageViews.for_processor(encoder.processor, crop_scale_min=a.crop_scale_min, jitter=a.jitter,
+                                                   grayscale=a.grayscale, colour=m.loss == "supcon" or a.ce_colour)
         elif cfg.model.modality == "audio":
             augment = AudioViews(int(a.crop_seconds * rate), a.gain_db)
-        collate = LabelledCollate(prepare_fn(encoder), augment, m.views)
+        collate = LabelledCollate(prepare_fn(encoder), augment, m.views, batch_views)
 
         def evaluate(meth) -> dict[str, float]:
             return probe_scores(meth, train, valid, e, "val/")
