@@ -47,8 +47,9 @@ def table(supcon: list[str], ce: list[str], metrics: tuple[str, ...] = METRICS) 
     if len(supcon) != len(ce):
         raise SystemExit("give as many SupCon runs as CE runs (paired by seed)")
     s, c = [read(r) for r in supcon], [read(r) for r in ce]
-    lines = ["| metric | SupCon mean ± sd [95 % CI] | CE mean ± sd [95 % CI] | SupCon − CE per seed | "
-             "paired mean [95 % CI] |", "|---|---|---|---|---|"]
+    header = ("| metric | SupCon mean ± sd [95 % CI] | CE mean ± sd [95 % CI] | SupCon − CE per seed | "
+              "paired mean [95 % CI] |")
+    lines = [header, "|---|---|---|---|---|"]
     for m in metrics:
         if not all(m in r for r in s + c):
             continue

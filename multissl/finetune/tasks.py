@@ -61,7 +61,7 @@ assert set(Head.__args__) == set(HEADS)  # type: ignore[attr-defined]
 @dataclass
 class FTModel:
     name: str = param("minilm", "HF model: a local folder, a hub id, 'minilm' (packaged all-MiniLM-L6-v2), or "
-                                "tiny:vit / tiny:convnext / tiny:wav2vec2 (small RANDOMLY initialised models)")
+                                "tiny:vit / tiny:convnext / tiny:resnet / tiny:wav2vec2 (small RANDOMLY initialised models)")
     modality: Modality = param("text", "text (AutoTokenizer), image (AutoImageProcessor) or audio (AutoFeatureExtractor)")
     pooling: str | None = param(None, "text: mean/cls/cls_before_pooler/max/last_token; image: auto/cls/mean/pooler; "
                                       "audio: mean. None = mean (text, audio) / auto (image)")

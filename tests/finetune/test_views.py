@@ -30,7 +30,10 @@ def test_supcon_views_differ_and_ce_views_keep_colour():
     a, b = batch["views"][0]["pixel_values"], batch["views"][1]["pixel_values"]
     assert a.shape == b.shape == (64, 3, 32, 32)
     assert ((a - b).abs().flatten(1).amax(1) > 0.1).all()  # two independent views of every image
-    gray = lambda x: (x[:, 0] - x[:, 1]).abs().flatten(1).amax(1) < 1e-5  # noqa: E731 - R == G everywhere
+
+    def gray(x):  # R == G everywhere
+        return (x[:, 0] - x[:, 1]).abs().flatten(1).amax(1) < 1e-5
+
     assert 0.05 < gray(a).float().mean() < 0.45  # greyscale at p = 0.2 (64 draws)
     # colour=False (the cross-entropy baseline of the reference, crop + flip): no image turns grey, and a
     # pixel's colour stays one of the image's own colours up to bilinear mixing of the neighbours
