@@ -9,19 +9,27 @@ from typing import Any
 
 
 class MetricsLogger:
-    """Appends metrics to ``metrics.jsonl`` and TensorBoard; only the main process writes."""
+    """Appends metrics to ``metrics.jsonl`` and TensorBoard; only the main process writes.
 
-    def __init__(self, run_dir: Path, enabled: bool = True, tensorboard: bool = True) -> None:
+    ``resume_step``: the step a resumed run restarts from. Rows logged after it by the interrupted run
+    are moved to ``metrics.replaced.jsonl`` (kept, not lost) and TensorBoard purges its events after it,
+    so each step appears once in the run's curves, as if the run had never stopped."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True, tensorboard: bool = True,
+                 resume_step: int | None = None) -> None:
         self.run_dir, self.enabled = Path(run_dir), enabled
         self._tb = None
         if enabled:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            if resume_step is not None:
+                _drop_rows_after(self.run_dir, resume_step)
             self._file = open(self.run_dir / "metrics.jsonl", "a", buffering=1)
             if tensorboard:
                 try:
                     from torch.utils.tensorboard import SummaryWriter
 
-                    self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
+                    purge = None if resume_step is None else resume_step + 1
+                    self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge)
                 except Exception:  # tensorboard missing or broken: JSONL is the source of truth
                     self._tb = None
 
@@ -40,6 +48,31 @@ class MetricsLogger:
             self._file.close()
             if self._tb is not None:
                 self._tb.close()
+
+
+def _drop_rows_after(run_dir: Path, step: int) -> None:
+    """Move metric rows with ``step`` > ``step`` (an interrupted run's tail) to metrics.replaced.jsonl."""
+    import os
+
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return
+    keep, tail = [], []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            row_step = json.loads(line).get("step")
+        except ValueError:  # a line cut by the kill: part of the tail
+            row_step = None
+        (keep if isinstance(row_step, int) and row_step <= step else tail).append(line)
+    if not tail:
+        return
+    with open(run_dir / "metrics.replaced.jsonl", "a") as f:
+        f.write("".join(line + "\n" for line in tail))
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    os.replace(tmp, path)
 
 
 def _scalar(v: Any) -> Any:

@@ -40,7 +40,7 @@ from multissl.core.method import (
 )
 from multissl.core.sample_random import shared_batch_seed, step_seed
 from multissl.core.syncbn import convert_sync_batchnorm
-from multissl.errors import MultisslError
+from multissl.errors import MultisslError, RecipeError
 from multissl.eval.guards import require_finite
 from multissl.tasks import TaskParts
 from multissl.train.checkpoint import (
@@ -176,6 +176,9 @@ class Trainer:
 
         self.parts, self.cfg, self.run_dir = parts, cfg, Path(run_dir)
         self.recipe = recipe or {}
+        if cfg.precision == "fp16" and not torch.cuda.is_available():
+            raise RecipeError("train.precision=fp16 needs a CUDA GPU: on CPU, accelerate trains such a run in "
+                              "float32 without a word. Use train.precision=bf16 (CPU autocast) or train.precision=no.")
         if accelerator is None:
             from accelerate.state import AcceleratorState
 
@@ -356,7 +359,8 @@ class Trainer:
                 import yaml
 
                 (self.run_dir / "recipe.yaml").write_text(yaml.safe_dump(self.recipe, sort_keys=False))
-        logger = MetricsLogger(self.run_dir, enabled=self.main)
+        logger = MetricsLogger(self.run_dir, enabled=self.main,
+                               resume_step=state["step"] if resume is not None else None)
         if rng is not None:
             set_rng_state(rng)
         model.train()
@@ -416,10 +420,17 @@ class Trainer:
             return {}
         was_training = method.training
         method.eval()
+        # full precision: probes and metrics must not run in bf16/fp16, also when the evaluation calls the
+        # method itself (accelerate patches ``forward`` with autocast in place; its original is restored here)
+        autocast_forward = method.__dict__.get("forward") if "_original_forward" in method.__dict__ else None
+        if autocast_forward is not None:
+            method.forward = method.__dict__["_original_forward"]
         try:
-            with torch.no_grad():  # full precision: probes and metrics must not run in bf16/fp16
+            with torch.no_grad():
                 return {k: float(v) for k, v in fn(method).items()}
         finally:
+            if autocast_forward is not None:
+                method.forward = autocast_forward
             method.train(was_training)
 
     def _is_better(self, value: float, best: float | None) -> bool:

@@ -52,3 +52,9 @@ def test_kill_and_resume_gives_identical_weights(tmp_path):
     ra = json.loads((full / "results.json").read_text())
     rb = json.loads((killed / "results.json").read_text())
     assert ra["metrics"] == rb["metrics"] and ra["best_step"] == rb["best_step"]
+    # the logs read as one uninterrupted run: each step once, the same losses as the full run's; the
+    # killed run's rows after its checkpoint are kept aside, not lost
+    la = [(r["step"], r.get("loss")) for r in map(json.loads, (full / "metrics.jsonl").read_text().splitlines())]
+    lb = [(r["step"], r.get("loss")) for r in map(json.loads, (killed / "metrics.jsonl").read_text().splitlines())]
+    assert [s for s, _ in lb] == [s for s, _ in la], "metrics.jsonl repeats or misses steps after resume"
+    assert lb == la

@@ -129,13 +129,49 @@ def _mse(method):
 def test_bf16_autocast_runs_on_cpu(tmp_path, precision, dtype):
     """precision=bf16 computes the training forward in bf16 (fp32 without it: the control), keeps fp32
     master weights that still learn (the error falls below a fifth of the untrained model's), and
-    validation (which embeds, as every task's evaluation does) runs in full precision."""
+    validation (which embeds, as every task's evaluation does, or calls the method) runs in full precision."""
     method = DtypeRecorder()
     before = _mse(method)
     cfg = TrainConfig(max_steps=40, batch_size=16, lr=0.05, progress=False, precision=precision, eval_every=20)
-    res = Trainer(TaskParts(method, _data(), evaluate=lambda m: {"val/x": float(m.embed(_data()).mean())}), cfg,
-                  tmp_path).fit()
+    eval_forward_dtypes = set()
+
+    def evaluate(m):  # embeds, and also calls the method itself, as some tasks' evaluations do
+        m.train_dtypes, seen = set(), m.train_dtypes
+        m(_data())
+        eval_forward_dtypes.update(m.train_dtypes)
+        m.train_dtypes = seen
+        return {"val/x": float(m.embed(_data()).mean())}
+
+    res = Trainer(TaskParts(method, _data(), evaluate=evaluate), cfg, tmp_path).fit()
     assert res["steps"] == 40
     assert method.train_dtypes == {dtype} and method.eval_dtypes == {torch.float32}
+    assert eval_forward_dtypes == {torch.float32}
     assert method.lin.weight.dtype == torch.float32
     assert _mse(method) < 0.2 * before, (before, _mse(method))
+
+
+def test_resumed_run_logs_each_step_once_and_keeps_the_replaced_tail(tmp_path):
+    """An interrupted run logged steps 1-10 but checkpointed at 6: the resumed run's log restarts after 6."""
+    from multissl.train.logging import MetricsLogger, read_metrics
+
+    first = MetricsLogger(tmp_path, tensorboard=False)
+    for step in range(1, 11):
+        first.log(step, {"loss": float(step)})
+    first.close()
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 11, "lo')  # a row cut by the kill
+    resumed = MetricsLogger(tmp_path, tensorboard=False, resume_step=6)
+    resumed.log(7, {"loss": 70.0})
+    resumed.close()
+    assert [(r["step"], r["loss"]) for r in read_metrics(tmp_path)] == [(s, float(s)) for s in range(1, 7)] + [(7, 70.0)]
+    replaced = (tmp_path / "metrics.replaced.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in replaced[:4]] == [7, 8, 9, 10] and len(replaced) == 5
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 autocast is a GPU setting")
+def test_fp16_on_cpu_is_refused_not_silently_trained_in_fp32(tmp_path):
+    from multissl.errors import RecipeError
+
+    cfg = TrainConfig(max_steps=2, batch_size=16, progress=False, precision="fp16")
+    with pytest.raises(RecipeError, match="precision=fp16 needs a CUDA GPU"):
+        Trainer(TaskParts(DtypeRecorder(), _data()), cfg, tmp_path)
