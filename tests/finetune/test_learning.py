@@ -146,7 +146,7 @@ def test_supcon_image_learns_cifar_classes(tmp_path):
 @pytest.mark.learning
 def test_supcon_vit_learns_cifar_slowly(tmp_path):
     """The smallest tiny-ViT configuration seen to beat its untrained kNN (slow: ~4 min on a quiet 2-core
-    CPU, ~10 at load 20): the recipe (tiny random ViT, patch 4, Khosla et al.'s views, head MLP->128,
+    CPU, 12 min measured at load ~17): the recipe (tiny random ViT, patch 4, Khosla et al.'s views, head MLP->128,
     temperature 0.1, AdamW 1e-3 wd 0.05), 200 steps of batch 128 on 2,700 CIFAR-10 images, validation kNN
     on the held-out 300 at the last step vs step 0 (no batch norm: step 0 is the untrained model).
     Seed 0: 26.7 -> 29.0 (+2.3 = 7 images). Seed 1: asserted +1.15 (half of seed 0); measured 24.0 -> 25.3
