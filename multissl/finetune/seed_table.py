@@ -1,7 +1,8 @@
 """Seed table of ``contrastive.supcon`` runs: SupCon vs cross-entropy, mean +- sd over seeds, a 95 %
 t-interval of the mean, and the per-seed paired difference (SupCon - CE) with its own t-interval.
 
-    python -m multissl.finetune.seed_table --supcon runs/cifar-supcon-s{0,1,2} --ce runs/cifar-ce-s{0,1,2}
+    python -m multissl.finetune.seed_table --supcon runs/cifar-supcon-s{0,1,2} \
+        --ce runs/cifar-ce-s{0,1,2}
 
 Reads each run's ``results.json`` (the metrics of the checkpoint selected on validation: ``test/*`` are
 scored once on it). Runs are paired by position: give the seeds in the same order for both lists.

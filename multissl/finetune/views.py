@@ -1,8 +1,9 @@
 """Collate functions for contrastive fine-tuning: raw rows -> prepared encoder inputs, ids and views.
 
 Views for SupCon (Khosla et al. 2020): images get the reference code's two crops (random resized
-crop, flip, colour jitter, greyscale; :class:`ImageViews`, on the image adapter's batched ops); audio gets a random crop and a random gain; text passes the same tokens twice
-(dropout makes the views, as in SimCSE).
+crop, flip, colour jitter, greyscale; :class:`ImageViews`, on the image adapter's batched ops); audio
+gets a random crop and a random gain; text passes the same tokens twice (dropout makes the views, as
+in SimCSE).
 """
 
 from __future__ import annotations
