@@ -75,8 +75,8 @@ class FTModel:
 
 
 def tiny_model_folder(name: str, seed: int) -> str:
-    """``tiny:vit`` / ``tiny:convnext`` / ``tiny:wav2vec2``: a small RANDOMLY initialised model folder
-    (:mod:`multissl.encoders.tiny`), written once per (kind, seed) under the system temp folder."""
+    """``tiny:vit`` / ``tiny:convnext`` / ``tiny:resnet`` / ``tiny:wav2vec2``: a small RANDOMLY initialised
+    model folder (:mod:`multissl.encoders.tiny`), written once per (kind, seed) under the system temp folder."""
     import tempfile
 
     from multissl.encoders.tiny import BUILDERS
