@@ -23,6 +23,7 @@ def _run(recipe: str, tmp_path, overrides: list[str]) -> tuple[dict, dict, dict]
     return evals[0], evals[-1], results
 
 
+@pytest.mark.learning
 def test_pairs_text_learns_code_search(tiny_text, tmp_path):
     """contrastive.pairs, a tiny random BERT (MiniLM tokenizer), 40 steps of batch 32 on 2,000 shipped
     docstring -> function pairs; validation MRR over 200 validation functions.
@@ -48,6 +49,7 @@ def test_supcon_audio_learns_spoken_digits(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.learning
 def test_pairs_minilm_learns_code_search(tmp_path):
     """The packaged all-MiniLM-L6-v2, top 2 layers trained, 10 steps of batch 16 (slow: ~3 min on a loaded
     2-core machine). Seed 0 (42): MRR 0.711 -> 0.724 on 100 validation pairs. Seed 1: asserted +0.005."""
