@@ -23,7 +23,14 @@ Deviations from the reference code:
 - the temperature can be learned (CLIP's log(1/T) parametrisation, clamped); both references fix it;
 - SupCon's loss is the mean over anchors of the mean -log p over positives, without the reference's
   ``temperature / base_temperature`` factor (1.0 at the paper's 0.07/0.07 setting);
-- keys are not gathered across processes (the masks are built from the local batch): single process.
+- across processes (``gather``, on by default) each process takes its LOCAL anchors against the
+  positives and hard negatives of ALL processes, gathered with gradients (``core.gather_with_grad``),
+  and the duplicate mask is built from the gathered ids, so with DDP's mean of gradients the loss and
+  gradients equal the one-process loss on the global batch (open_clip's local-loss pattern).
+  SimCSE's ``cl_forward`` instead gathers without gradients, puts the local chunk back, and every
+  process computes the full global loss: its gradients are 1/world of the global loss's after DDP's mean;
+  sentence-transformers' ``gather_across_devices`` (off by default there) takes local rows too. SupCon
+  (below) does not gather: its label mask is built from the local batch.
 """
 
 from __future__ import annotations
@@ -35,21 +42,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from multissl.core import MLP, LossOutput, Method, Progress, Temperature, info_nce
+from multissl.core import (
+    MLP,
+    LossOutput,
+    Method,
+    Progress,
+    Temperature,
+    all_gather_no_grad,
+    gather_with_grad,
+    info_nce,
+)
+from multissl.core.distributed import rank, world_size
 from multissl.core.gradcache import cached_embeddings, split_batch
 
-HEADS = ("none", "linear", "mlp")
+HEADS = ("none", "linear", "linear_tanh", "mlp")
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "layernorm.weight", "norm.weight")
 
 
 def build_head(kind: str, in_dim: int, out_dim: int | None = None) -> nn.Module:
-    """``none`` (identity), ``linear`` (one Linear) or ``mlp`` (Linear-ReLU-Linear, no norm, so a
-    sentence-transformers Dense stack can hold it)."""
+    """``none`` (identity), ``linear`` (one Linear), ``linear_tanh`` (Linear + Tanh: SimCSE's ``MLPLayer``,
+    the shape of BERT's pooler) or ``mlp`` (Linear-ReLU-Linear, no norm, so a sentence-transformers
+    Dense stack can hold it)."""
     out_dim = out_dim or in_dim
     if kind == "none":
         return nn.Identity()
     if kind == "linear":
         return MLP([in_dim, out_dim], norm=None)
+    if kind == "linear_tanh":
+        return nn.Sequential(nn.Linear(in_dim, out_dim), nn.Tanh())
     if kind == "mlp":
         return MLP([in_dim, in_dim, out_dim], norm=None)
     raise ValueError(f"head must be one of {HEADS}, got {kind!r}")
@@ -115,36 +135,43 @@ class PairsContrastive(ContrastiveEmbedder):
 
     Batch: ``anchor`` / ``positive`` (prepared inputs, B rows), optional ``negative`` (B*K rows, row
     ``i``'s negatives at ``i*K .. i*K+K-1``), and ids ``anchor_id`` (B,), ``positive_id`` (B,),
-    ``negative_id`` (B*K,) (hashes of the texts, or the user's ids). Columns of row i: all B positives
-    then all B*K negatives; column i is the positive. With ``mask_duplicates`` a column whose id equals
-    row i's anchor or positive id (the same text elsewhere in the batch) leaves the denominator.
+    ``negative_id`` (B*K,) (hashes of the texts, or the user's ids). Columns of row i: all positives
+    then all negatives (of every process under ``gather``, rank-major); row i's positive is column
+    ``rank * B + i``. With ``mask_duplicates`` a column whose id equals row i's anchor or positive id
+    (the same text elsewhere in the global batch) leaves the denominator.
     """
 
     def __init__(self, encoder: nn.Module, head: str = "none", head_dim: int | None = None,
                  temperature: float = 0.05, learnable_temperature: bool = False, gradcache_chunk: int = 0,
-                 symmetric: bool = False, mask_duplicates: bool = True) -> None:
+                 symmetric: bool = False, mask_duplicates: bool = True, gather: bool = True) -> None:
         super().__init__(encoder, head, head_dim, temperature, learnable_temperature, gradcache_chunk)
-        self.symmetric, self.mask_duplicates = symmetric, mask_duplicates
+        self.symmetric, self.mask_duplicates, self.gather = symmetric, mask_duplicates, gather
 
     def forward(self, batch: dict[str, Any]) -> LossOutput:
         a = self.encode_train(batch["anchor"])  # (B, D)
         p = self.encode_train(batch["positive"])  # (B, D)
         n = self.encode_train(batch["negative"]) if batch.get("negative") is not None else None  # (B*K, D)
         t = self.temperature()
+        gathered = self.gather and world_size() > 1
+        # info_nce gathers the in-batch keys itself (gather=); the hard negatives are gathered here.
+        n_all = gather_with_grad(n) if (gathered and n is not None) else n
+        ids = (lambda x: all_gather_no_grad(x)) if gathered else (lambda x: x)
         fwd_mask = bwd_mask = None
         if self.mask_duplicates:
             a_id, p_id = batch["anchor_id"], batch["positive_id"]
-            cols = p_id if n is None else torch.cat([p_id, batch["negative_id"]])
+            cols = ids(p_id) if n is None else torch.cat([ids(p_id), ids(batch["negative_id"])])
             fwd_mask = duplicate_mask([a_id, p_id], cols)
-            bwd_mask = duplicate_mask([p_id, a_id], a_id)
-        loss = info_nce(a, p, temperature=t, extra_keys=n, false_negative_mask=fwd_mask)
+            bwd_mask = duplicate_mask([p_id, a_id], ids(a_id))
+        loss = info_nce(a, p, temperature=t, extra_keys=n_all, false_negative_mask=fwd_mask, gather=gathered)
         logs: dict[str, Any] = {"temperature": t.detach()}
         if self.symmetric:
-            back = info_nce(p, a, temperature=t, false_negative_mask=bwd_mask)
+            back = info_nce(p, a, temperature=t, false_negative_mask=bwd_mask, gather=gathered)
             logs["loss_forward"], logs["loss_backward"] = loss.detach(), back.detach()
             loss = 0.5 * (loss + back)
         if fwd_mask is not None:
-            logs["masked_duplicates"] = float((fwd_mask.sum() - fwd_mask.diagonal().sum()).item())
+            rows = torch.arange(a.shape[0], device=fwd_mask.device)
+            own = fwd_mask[rows, rows + (rank() * a.shape[0] if gathered else 0)]
+            logs["masked_duplicates"] = float((fwd_mask.sum() - own.sum()).item())
         return LossOutput(loss, logs)
 
 
@@ -164,7 +191,11 @@ class SupCon(ContrastiveEmbedder):
         positives = (labels[:, None] == labels[None, :]) & ~eye
         t = self.temperature()
         loss = info_nce(z, z, temperature=t, positive_mask=positives, false_negative_mask=eye)
-        return LossOutput(loss, {"temperature": t.detach(), "positives_per_anchor": positives.sum(1).float().mean()})
+        with torch.no_grad():  # collapse monitor: 1.0 = every embedding the same (loss log(V*B - 1))
+            zn = F.normalize(z.detach().float(), dim=-1)
+            cos = ((zn @ zn.T).sum() - zn.shape[0]) / max(1, zn.shape[0] * (zn.shape[0] - 1))
+        return LossOutput(loss, {"temperature": t.detach(), "positives_per_anchor": positives.sum(1).float().mean(),
+                                 "mean_cosine": cos})
 
 
 class CrossEntropyFineTune(ContrastiveEmbedder):

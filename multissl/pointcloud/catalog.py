@@ -11,6 +11,8 @@ EVALS = {
                        "probe + fine-tune (single-pass and voted) classification of a Point-MAE run or scratch"),
     "pointcloud.detect": ("multissl.pointcloud.lidar.detect:main",
                           "detect cars in a folder of LiDAR scans with a pointcloud.lidar run; KITTI label files"),
+    "pointcloud.cls-real": ("multissl.pointcloud.objects.real_study:main",
+                            "Point-MAE on real objects: ModelNet10 SVM / fine-tune and real LiDAR car-vs-other crops"),
     "pointcloud.lidar-real": ("multissl.pointcloud.lidar.real_study:main",
                               "scratch vs invariant vs equivariant: detector fine-tuned on real KITTI frames"),
 }

@@ -1,5 +1,6 @@
-"""Object-cloud data sets for Point-MAE: the procedural shape set (default), ModelNet40 / ScanObjectNN h5
-files and ModelNet-style .off folders, with a deterministic train / val / test split."""
+"""Object-cloud data sets for Point-MAE: the procedural shape set (default), the shipped real ModelNet10
+(official split, voxel-surface clouds: ``voxels.py``), ModelNet40 / ScanObjectNN h5 files and ModelNet-style
+.off folders, with a deterministic train / val / test split."""
 
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ def load_splits(source: str, path: str | None, test_path: str | None, num_points
             raise DataError(f"data.source={source} needs data.path (train h5 file/folder) and data.test_path")
         tr, te = io.load_h5_set(path, num_points, how=how), io.load_h5_set(test_path, num_points, how=how)
         trx, tr_y, tex, te_y = tr.points, tr.labels, te.points, te.labels
+    elif source == "modelnet10_vox":
+        from multissl.pointcloud.objects.voxels import load_modelnet10_vox
+
+        trx, tr_y, tex, te_y = load_modelnet10_vox(path, num_points, seed, train_per_class, test_per_class, how)
     elif source == "off":
         if not path:
             raise DataError("data.source=off needs data.path: a folder <class>/{train,test}/*.off")
@@ -49,7 +54,8 @@ def load_splits(source: str, path: str | None, test_path: str | None, num_points
         te = io.load_off_folder(path, "test", num_points, seed + 1, test_per_class, how)
         trx, tr_y, tex, te_y = tr.points, tr.labels, te.points, te.labels
     else:
-        raise DataError(f"unknown data.source {source!r}: procedural, modelnet40_h5, scanobjectnn_h5 or off")
+        raise DataError(f"unknown data.source {source!r}: procedural, modelnet10_vox, modelnet40_h5, "
+                        "scanobjectnn_h5 or off")
     perm = np.random.default_rng(seed).permutation(len(trx))
     nval = round(val_fraction * len(trx))
     va, tr_i = perm[:nval], perm[nval:]

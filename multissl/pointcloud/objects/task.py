@@ -14,9 +14,11 @@ from multissl.tasks import Task, TaskParts
 
 @dataclass
 class CloudData:
-    source: Literal["procedural", "modelnet40_h5", "scanobjectnn_h5", "off"] = param(
-        "procedural", "procedural shape set (default benchmark here), ModelNet40/ScanObjectNN h5, or an .off folder")
-    path: str | None = param(None, "train h5 file/folder, or the .off root (<class>/{train,test}/*.off)")
+    source: Literal["procedural", "modelnet10_vox", "modelnet40_h5", "scanobjectnn_h5", "off"] = param(
+        "procedural", "procedural shape set, real ModelNet10 (shipped voxelisation, official split), "
+        "ModelNet40/ScanObjectNN h5, or an .off folder")
+    path: str | None = param(None, "train h5 file/folder, the .off root (<class>/{train,test}/*.off), or the "
+                             "ModelNet10 voxel .npz (default: the shipped one)")
     test_path: str | None = param(None, "test h5 file/folder (h5 sources)")
     num_points: int = param(1024, "points per cloud (paper: 1,024)")
     train_per_class: int | None = param(None, "procedural/off: clouds per class in train (None = all; 300 procedural)")
