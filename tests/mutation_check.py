@@ -37,6 +37,10 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
                       "            out[token_nodes] = 0.0\n            out[noise_nodes]",
                       "            out[noise_nodes]",  # masked nodes keep their features (plus the token)
                       ["tests/graph"]),
+    "supcon_views": ("multissl/finetune/views.py",
+                     "            views = [self.batch_views(items) for _ in range(self.num_views)]",
+                     "            views = [self.batch_views(items)] * self.num_views",  # one view, repeated
+                     ["tests/finetune/test_views.py"]),
     "tera_alter": ("multissl/speech/alterations.py", "                    out[i, chosen.to(x.device)] = 0",
                    "                    pass",  # time alteration's zeroing dropped
                    ["tests/speech"]),

@@ -163,7 +163,7 @@ def _find_split(folder: Path, split: str) -> Path | None:
 
 
 def _find_codebase(folder: Path) -> Path | None:
-    for name in ("codebase.jsonl.gz", "codebase.jsonl", "code_idx_map.txt", "codebase.json"):
+    for name in ("codebase.jsonl.gz", "codebase.jsonl", "code_idx_map.txt", "code_idx_map.txt.gz", "codebase.json"):
         if (folder / name).exists():
             return folder / name
     return None

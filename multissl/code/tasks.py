@@ -10,7 +10,9 @@ with ``model.name_or_path=<cocosoda run>/export``).
 
 from __future__ import annotations
 
+import logging
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,11 +29,24 @@ from multissl.code.data import (
     read_records,
 )
 from multissl.code.evaluate import evaluate_retrieval
+from multissl.code.heldout import check_heldout
 from multissl.code.methods import CoCoSoDa, CodeSearchFineTune
+from multissl.code.querystyle import STYLES, QueryRewriter
 from multissl.config import param
 from multissl.encoders.hf import HFEncoder
 from multissl.encoders.masking import special_tokens_mask
 from multissl.tasks import Task, TaskParts
+
+log = logging.getLogger(__name__)
+
+
+def interpolate_weights(start: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
+    """WiSE-FT weight-space ensemble (Wortsman et al., CVPR 2022): ``alpha * tuned + (1 - alpha) * start``
+    for floating-point tensors; integer buffers (position ids) are taken from ``tuned``."""
+    if set(start) != set(tuned):
+        raise ValueError("cannot interpolate: the two state dicts hold different tensors")
+    return {k: (alpha * v + (1 - alpha) * start[k].to(v.device, v.dtype)) if v.is_floating_point() else v
+            for k, v in tuned.items()}
 
 
 @dataclass
@@ -49,6 +64,10 @@ class CodeSearchData:
     query_length: int = param(128, "max query subwords (official: 128)")
     eval_code_length: int | None = param(None, "max code subwords when evaluating (None = code_length)")
     final_test: bool = param(True, "rank the test code base after training (false for an intermediate stage)")
+    heldout: list[str] = param([], "held-out check sets (e.g. code-cosqa) whose queries and functions must not be in the training pairs")
+    heldout_overlap: Literal["error", "drop"] = param("error", "on overlap with data.heldout: refuse to train, or drop those training pairs")
+    query_styles: list[str] = param(["docstring"], "training-query styles: docstring (as mined), web (keyword-search rewrite), identifier (function name)")
+    query_rewrite_rate: float = param(0.0, "probability that a training query is replaced by a rewrite in one of the non-docstring styles")
 
 
 @dataclass
@@ -74,6 +93,7 @@ class CoCoSoDaParams:
 class FineTuneParams:
     temperature: float = param(0.05, "in-batch InfoNCE temperature (official: cosine * 20)")
     symmetric: bool = param(False, "also code -> query (official: query -> code only)")
+    wise_alpha: float = param(1.0, "WiSE-FT (Wortsman et al., CVPR 2022): evaluate and export alpha * fine-tuned + (1 - alpha) * starting weights; 1.0 = plain fine-tuning")
 
 
 @dataclass
@@ -105,16 +125,29 @@ class FineTuneConfig:
     method: FineTuneParams = param(FineTuneParams(), "fine-tuning loss")
     eval: RetrievalEval = param(RetrievalEval(), "MRR / R@k evaluation")
 
+    def validate(self) -> None:
+        if not 0 <= self.method.wise_alpha <= 1:
+            raise ValueError("method.wise_alpha must be in [0, 1]")
+        if not 0 <= self.data.query_rewrite_rate <= 1:
+            raise ValueError("data.query_rewrite_rate must be in [0, 1]")
+        bad = [s for s in self.data.query_styles if s not in STYLES]
+        if bad:
+            raise ValueError(f"data.query_styles: unknown {bad}; choose from {list(STYLES)}")
+
 
 class CodeSearchCollator:
     """(query, code) pairs -> a dict of padded ids, masks, special masks and code lexical types."""
 
-    def __init__(self, tokenizer, code_length: int = 256, query_length: int = 128, with_types: bool = True) -> None:
+    def __init__(self, tokenizer, code_length: int = 256, query_length: int = 128, with_types: bool = True,
+                 rewrite: QueryRewriter | None = None) -> None:
         self.tokenizer, self.code_length, self.query_length, self.with_types = tokenizer, code_length, query_length, with_types
         self.special_ids = list(tokenizer.all_special_ids)
+        self.rewrite = rewrite
 
     def __call__(self, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
         queries, codes = [p[0] for p in pairs], [p[1] for p in pairs]
+        if self.rewrite is not None:
+            queries = [self.rewrite(q, c) for q, c in zip(queries, codes)]
         if self.with_types:
             c = tokenize_code(self.tokenizer, codes, self.code_length)
         else:
@@ -141,9 +174,28 @@ class _CodeSearchTask(Task):
         encoder = HFEncoder(cfg.model.name_or_path, pooling=cfg.model.pooling, max_length=d.code_length)
         method = self.make_method(cfg, encoder)
         pairs = load_pairs(d.path, d.train_split)
+        if d.heldout:
+            pairs, overlap = check_heldout(pairs, list(d.heldout), d.heldout_overlap)
+            if any(overlap.values()):
+                log.info("dropped %s training pairs that overlap the held-out sets", overlap)
         if d.max_train_pairs and d.max_train_pairs < len(pairs):
             pairs = random.Random(d.sample_seed).sample(pairs, d.max_train_pairs)
         valid = load_retrieval(d.path, d.valid_split, d.codebase).slice_codebase(d.max_valid_codebase)
+        alpha = float(getattr(cfg.method, "wise_alpha", 1.0))
+        start = {k: v.detach().clone() for k, v in encoder.model.state_dict().items()} if alpha < 1 else None
+
+        @contextmanager
+        def served_weights(meth):
+            """The weights evaluated and exported: WiSE-FT's interpolation with the start when alpha < 1."""
+            if start is None:
+                yield
+                return
+            current = {k: v.detach().clone() for k, v in meth.encoder.model.state_dict().items()}
+            meth.encoder.model.load_state_dict(interpolate_weights(start, current, alpha))
+            try:
+                yield
+            finally:
+                meth.encoder.model.load_state_dict(current)
 
         def run_eval(meth, rset: RetrievalSet, prefix: str) -> dict[str, float]:
             device = next(meth.parameters()).device
@@ -152,18 +204,23 @@ class _CodeSearchTask(Task):
                                       mrr_cutoff=e.mrr_cutoff, prefix=prefix, device=device)
 
         def evaluate(meth) -> dict[str, float]:
-            return run_eval(meth, valid, "val/")
+            with served_weights(meth):
+                return run_eval(meth, valid, "val/")
 
         def final(meth) -> dict[str, float]:
             if not d.final_test:
                 return evaluate(meth)
             test = load_retrieval(d.path, d.test_split, d.codebase).slice_codebase(d.max_test_codebase)
-            return {**evaluate(meth), **run_eval(meth, test, "test/")}
+            with served_weights(meth):
+                return {**run_eval(meth, valid, "val/"), **run_eval(meth, test, "test/")}
 
         def export(meth, path: Path) -> None:
-            meth.encoder.save_pretrained(path, normalize=True)
+            with served_weights(meth):
+                meth.encoder.save_pretrained(path, normalize=True)
 
-        collate = CodeSearchCollator(method.encoder.tokenizer, d.code_length, d.query_length, self.with_types)
+        rewrite = (QueryRewriter(list(d.query_styles), d.query_rewrite_rate, seed=d.sample_seed)
+                   if d.query_rewrite_rate > 0 else None)
+        collate = CodeSearchCollator(method.encoder.tokenizer, d.code_length, d.query_length, self.with_types, rewrite)
         return TaskParts(method, PairDataset(pairs), collate_fn=collate, evaluate=evaluate, final_evaluate=final,
                          export=export)
 

@@ -1,11 +1,11 @@
 """Small randomly initialised vision / audio Hugging Face models, saved as ordinary model folders.
 
 No pretrained image or audio weights are reachable offline, so tests and the CPU figures build a
-tiny ViT / ConvNeXt / wav2vec2 from a transformers config and ``save_pretrained`` it (with its image
+tiny ViT / ConvNeXt / ResNet / wav2vec2 from a transformers config and ``save_pretrained`` it (with its image
 processor or feature extractor); every loader then treats the folder like a hub model. Figures made
 from these folders measure fine-tuning from random initialisation, never a pretrained checkpoint.
 
-``python -m multissl.encoders.tiny vit OUT_DIR`` (or ``convnext``, ``wav2vec2``) writes one.
+``python -m multissl.encoders.tiny vit OUT_DIR`` (or ``convnext``, ``resnet``, ``wav2vec2``) writes one.
 """
 
 from __future__ import annotations
@@ -43,6 +43,20 @@ def tiny_convnext(path: str | Path, image_size: int = 32, seed: int = 0) -> Path
     return _save(path, model, processor)
 
 
+def tiny_resnet(path: str | Path, image_size: int = 32, seed: int = 0) -> Path:
+    """A two-stage ResNet (He et al. 2016; basic blocks, batch norm after every convolution, the
+    architecture family of Khosla et al.'s SupCon code) with a ConvNeXt-style image processor."""
+    from transformers import ConvNextImageProcessor, ResNetConfig, ResNetModel
+
+    torch.manual_seed(seed)
+    config = ResNetConfig(embedding_size=32, hidden_sizes=[32, 64], depths=[1, 1], layer_type="basic",
+                          downsample_in_first_stage=False)
+    model = ResNetModel(config)
+    processor = ConvNextImageProcessor(size={"shortest_edge": image_size}, crop_pct=1.0,
+                                       image_mean=[0.4914, 0.4822, 0.4465], image_std=[0.247, 0.243, 0.261])
+    return _save(path, model, processor)
+
+
 def tiny_wav2vec2(path: str | Path, sampling_rate: int = 8000, hidden_size: int = 64, num_layers: int = 2,
                   num_heads: int = 4, seed: int = 0) -> Path:
     """A wav2vec 2.0 (Baevski et al. 2020) with a 3-layer conv front end (stride 5*4*4 = 80 samples,
@@ -68,7 +82,7 @@ def _save(path: str | Path, model, processor) -> Path:
     return path
 
 
-BUILDERS = {"vit": tiny_vit, "convnext": tiny_convnext, "wav2vec2": tiny_wav2vec2}
+BUILDERS = {"vit": tiny_vit, "convnext": tiny_convnext, "resnet": tiny_resnet, "wav2vec2": tiny_wav2vec2}
 
 
 def main(argv: list[str] | None = None) -> int:

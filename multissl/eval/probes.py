@@ -188,3 +188,44 @@ def ridge_probe(
             best = (err, a, m)
     assert best is not None
     return best[2], best[1]
+
+
+def layer_weighted_probe(
+    x: torch.Tensor, y: torch.Tensor, train: list[int], val: list[int], test: list[int], num_classes: int,
+    epochs: int = 300, lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0,
+) -> dict:
+    """SUPERB's featurizer as a probe (Yang et al., SUPERB, Interspeech 2021; s3prl ``Featurizer``): a
+    learnable softmax-weighted sum of the S hidden states of frozen features ``x`` (N, S, P) followed by one
+    linear layer, full-batch Adam. Each state is standardised with training statistics first (s3prl offers
+    a LayerNorm there). Reports the test accuracy at the epoch of best validation accuracy (never selected on
+    test) and the layer weights at that epoch: {"val", "test", "weights"}."""
+    g = torch.Generator().manual_seed(seed)
+    idx = [torch.tensor(i, dtype=torch.long) for i in (train, val, test)]
+    mean, std = x[idx[0]].mean(0, keepdim=True), x[idx[0]].std(0, keepdim=True).clamp_min(1e-6)
+    z = (x.float() - mean) / std
+    logits_w = torch.zeros(x.shape[1], requires_grad=True)
+    layer = torch.nn.Linear(x.shape[2], num_classes)
+    with torch.no_grad():
+        torch.nn.init.xavier_uniform_(layer.weight, generator=g)
+        layer.bias.zero_()
+    opt = torch.optim.Adam([logits_w, *layer.parameters()], lr=lr, weight_decay=weight_decay)
+    (ztr, zva, zte), (ytr, yva, yte) = [z[i] for i in idx], [y[i] for i in idx]
+
+    def scores(zs: torch.Tensor) -> torch.Tensor:
+        return layer((zs * logits_w.softmax(0)[None, :, None]).sum(1))
+
+    def acc(zs: torch.Tensor, ys: torch.Tensor) -> float:
+        return float((scores(zs).argmax(1) == ys).float().mean()) if len(ys) else float("nan")
+
+    best: dict = {"val": -1.0, "test": float("nan"), "weights": None}
+    for _ in range(epochs):
+        with torch.enable_grad():
+            loss = F.cross_entropy(scores(ztr), ytr)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            va = acc(zva, yva) if len(yva) else 0.0
+            if va > best["val"]:
+                best = {"val": va, "test": acc(zte, yte), "weights": logits_w.softmax(0).tolist()}
+    return best

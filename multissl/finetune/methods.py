@@ -191,7 +191,11 @@ class SupCon(ContrastiveEmbedder):
         positives = (labels[:, None] == labels[None, :]) & ~eye
         t = self.temperature()
         loss = info_nce(z, z, temperature=t, positive_mask=positives, false_negative_mask=eye)
-        return LossOutput(loss, {"temperature": t.detach(), "positives_per_anchor": positives.sum(1).float().mean()})
+        with torch.no_grad():  # collapse monitor: 1.0 = every embedding the same (loss log(V*B - 1))
+            zn = F.normalize(z.detach().float(), dim=-1)
+            cos = ((zn @ zn.T).sum() - zn.shape[0]) / max(1, zn.shape[0] * (zn.shape[0] - 1))
+        return LossOutput(loss, {"temperature": t.detach(), "positives_per_anchor": positives.sum(1).float().mean(),
+                                 "mean_cosine": cos})
 
 
 class CrossEntropyFineTune(ContrastiveEmbedder):

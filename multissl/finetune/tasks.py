@@ -61,7 +61,7 @@ assert set(Head.__args__) == set(HEADS)  # type: ignore[attr-defined]
 @dataclass
 class FTModel:
     name: str = param("minilm", "HF model: a local folder, a hub id, 'minilm' (packaged all-MiniLM-L6-v2), or "
-                                "tiny:vit / tiny:convnext / tiny:wav2vec2 (small RANDOMLY initialised models)")
+                                "tiny:vit / tiny:convnext / tiny:resnet / tiny:wav2vec2 (small RANDOMLY initialised models)")
     modality: Modality = param("text", "text (AutoTokenizer), image (AutoImageProcessor) or audio (AutoFeatureExtractor)")
     pooling: str | None = param(None, "text: mean/cls/cls_before_pooler/max/last_token; image: auto/cls/mean/pooler; "
                                       "audio: mean. None = mean (text, audio) / auto (image)")
@@ -75,8 +75,8 @@ class FTModel:
 
 
 def tiny_model_folder(name: str, seed: int) -> str:
-    """``tiny:vit`` / ``tiny:convnext`` / ``tiny:wav2vec2``: a small RANDOMLY initialised model folder
-    (:mod:`multissl.encoders.tiny`), written once per (kind, seed) under the system temp folder."""
+    """``tiny:vit`` / ``tiny:convnext`` / ``tiny:resnet`` / ``tiny:wav2vec2``: a small RANDOMLY initialised
+    model folder (:mod:`multissl.encoders.tiny`), written once per (kind, seed) under the system temp folder."""
     import tempfile
 
     from multissl.encoders.tiny import BUILDERS
@@ -326,6 +326,8 @@ class Augment:
     crop_scale_min: float = param(0.2, "image: RandomResizedCrop lower scale (SimCLR / SupCon: 0.08-0.2)")
     jitter: float = param(0.4, "image: colour-jitter strength (applied with p = 0.8)")
     grayscale: float = param(0.2, "image: greyscale probability")
+    ce_colour: bool = param(False, "cross-entropy baseline: also colour jitter + greyscale (Khosla et al.'s main_ce.py: "
+                                   "crop + flip only)")
     crop_seconds: float = param(0.8, "audio: random crop length in seconds (shorter clips stay whole)")
     gain_db: float = param(6.0, "audio: random gain range +- dB")
 
@@ -406,12 +408,13 @@ class SupConTask(Task):
             method = SupCon(encoder, m.head, m.head_dim, m.temperature, m.learnable_temperature, m.gradcache_chunk)
         else:
             method = CrossEntropyFineTune(encoder, len(train.classes), m.head, m.head_dim, m.gradcache_chunk)
-        augment = None
+        augment = batch_views = None
         if cfg.model.modality == "image":
-            augment = ImageViews(int(train.items[0].shape[-1]), a.crop_scale_min, a.jitter, a.grayscale)
+            batch_views = ImageViews.for_processor(encoder.processor, crop_scale_min=a.crop_scale_min, jitter=a.jitter,
+                                                   grayscale=a.grayscale, colour=m.loss == "supcon" or a.ce_colour)
         elif cfg.model.modality == "audio":
             augment = AudioViews(int(a.crop_seconds * rate), a.gain_db)
-        collate = LabelledCollate(prepare_fn(encoder), augment, m.views)
+        collate = LabelledCollate(prepare_fn(encoder), augment, m.views, batch_views)
 
         def evaluate(meth) -> dict[str, float]:
             return probe_scores(meth, train, valid, e, "val/")

@@ -1,8 +1,9 @@
 """Collate functions for contrastive fine-tuning: raw rows -> prepared encoder inputs, ids and views.
 
-Views for SupCon (Khosla et al. 2020): images get SimCLR-style random resized crops, flips, colour
-jitter and greyscale; audio gets a random crop and a random gain; text passes the same tokens twice
-(dropout makes the views, as in SimCSE).
+Views for SupCon (Khosla et al. 2020): images get the reference code's two crops (random resized
+crop, flip, colour jitter, greyscale; :class:`ImageViews`, on the image adapter's batched ops); audio
+gets a random crop and a random gain; text passes the same tokens twice (dropout makes the views, as
+in SimCSE).
 """
 
 from __future__ import annotations
@@ -50,20 +51,45 @@ class PairsCollate:
 
 
 class ImageViews:
-    """SimCLR's augmentations (Chen et al. 2020) on (3, H, W) uint8 images, at the image's own size."""
+    """Two-crop views of Khosla et al.'s reference code (SupContrast ``main_supcon.py``, itself SimCLR's
+    CIFAR set): RandomResizedCrop(scale ``crop_scale_min``-1), horizontal flip, ColorJitter(j, j, j, j/4)
+    with p = 0.8, greyscale with p = ``grayscale``; then the model's own normalisation. ``colour=False``
+    keeps crop + flip only (the reference cross-entropy baseline, ``main_ce.py``).
 
-    def __init__(self, size: int, crop_scale_min: float = 0.2, jitter: float = 0.4, grayscale: float = 0.2) -> None:
-        from torchvision.transforms import v2
+    Runs :class:`multissl.image.augment.BatchAugment` (the image adapter's batched torchvision-equivalent
+    ops) on a list of (3, H, W) uint8 images -> ``{"pixel_values": (B, 3, size, size)}``, at the size,
+    mean and std the encoder's image processor uses at evaluation.
+    """
 
-        self.transform = v2.Compose([
-            v2.RandomResizedCrop(size, scale=(crop_scale_min, 1.0), antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.RandomApply([v2.ColorJitter(jitter, jitter, jitter, jitter / 4)], p=0.8),
-            v2.RandomGrayscale(p=grayscale),
-        ])
+    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...], crop_scale_min: float = 0.2,
+                 jitter: float = 0.4, grayscale: float = 0.2, colour: bool = True) -> None:
+        from multissl.image.augment import BatchAugment, ViewConfig
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        return self.transform(image)
+        self.augment = BatchAugment(ViewConfig(
+            size=size, scale=(crop_scale_min, 1.0), jitter_p=0.8 if colour else 0.0, brightness=jitter,
+            contrast=jitter, saturation=jitter, hue=jitter / 4, grayscale_p=grayscale if colour else 0.0,
+            mean=tuple(mean), std=tuple(std)))
+
+    @classmethod
+    def for_processor(cls, processor: Any, **kwargs: Any) -> ImageViews:
+        """Size, mean and std of a transformers image processor (``size`` = height / shortest edge)."""
+        size = getattr(processor, "crop_size", None) if getattr(processor, "do_center_crop", False) else None
+        size = size or getattr(processor, "size", None) or {}
+        if isinstance(size, int):
+            side = size
+        else:  # a dict or transformers' SizeDict
+            pick = size.get if isinstance(size, dict) else (lambda k: getattr(size, k, None))
+            side = int(pick("height") or pick("shortest_edge") or 224)
+        if getattr(processor, "do_normalize", True):
+            mean, std = tuple(processor.image_mean), tuple(processor.image_std)
+        else:
+            mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+        return cls(side, mean, std, **kwargs)
+
+    def __call__(self, images: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        if len({tuple(im.shape) for im in images}) == 1:
+            return {"pixel_values": self.augment(torch.stack(images))}
+        return {"pixel_values": torch.stack([self.augment(im) for im in images])}
 
 
 class AudioViews:
@@ -83,16 +109,21 @@ class AudioViews:
 class LabelledCollate:
     """(item, label) pairs -> ``views`` (``num_views`` prepared inputs) and ``labels`` (B,).
 
-    ``augment`` is applied independently per view (None: the same inputs each view, text's dropout views).
+    ``augment`` is applied independently per item and view, then ``prepare`` (audio); ``batch_views``
+    turns the whole list of items into one prepared view (images: :class:`ImageViews`); with neither,
+    every view is the same prepared inputs (text: dropout makes the views).
     """
 
-    def __init__(self, prepare: Prepare, augment: Callable[[Any], Any] | None = None, num_views: int = 2) -> None:
-        self.prepare, self.augment, self.num_views = prepare, augment, num_views
+    def __init__(self, prepare: Prepare, augment: Callable[[Any], Any] | None = None, num_views: int = 2,
+                 batch_views: Prepare | None = None) -> None:
+        self.prepare, self.augment, self.num_views, self.batch_views = prepare, augment, num_views, batch_views
 
     def __call__(self, rows: list[tuple[Any, int]]) -> dict[str, Any]:
         items = [r[0] for r in rows]
         labels = torch.tensor([r[1] for r in rows], dtype=torch.long)
-        if self.augment is None:
+        if self.batch_views is not None:
+            views = [self.batch_views(items) for _ in range(self.num_views)]
+        elif self.augment is None:
             first = self.prepare(items)
             views = [first] + [dict(first) for _ in range(self.num_views - 1)]
         else:

@@ -52,11 +52,6 @@ def load_run(run: Path):
 
 
 def main(argv: list[str]) -> int:
-    from multissl.recipes import load_recipe
-    from multissl.speech.data import compute_log_mels, load_utterances
-    from multissl.speech.probes import keyword_split, probe, speaker_split, utterance_features
-    from multissl.speech.tasks import build_method, fbank_config, with_val_in_train
-
     p = argparse.ArgumentParser(prog="multissl eval speech", description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="labelled speech set (FSDD tar/folder, Speech Commands, "
                    "LibriSpeech, manifest .csv/.jsonl, datasets folder/.parquet)")
@@ -64,6 +59,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("--upstream", nargs="+", default=["logmel", "random"],
                    help="'logmel', 'random' and/or speech.tera run folders")
     p.add_argument("--recipe", default="speech/tera-cpu-fsdd", help="front end and random-encoder shape")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="overrides of --recipe (e.g. data.cmvn=none data.sample_rate=16000)")
+    p.add_argument("--labels", choices=("words", "superb12"), default=None,
+                   help="keyword label set (default: the recipe's data.labels); superb12: SUPERB's 12 classes")
+    p.add_argument("--segment-seconds", type=float, default=None,
+                   help="cut long recordings into segments, split by recording (default: the recipe's)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="random-init seeds / probe seeds")
     p.add_argument("--layer", nargs="+", default=["last"], help="'last', 'weighted' or a hidden-state index")
     p.add_argument("--test-speakers", nargs="+", default=["theo", "yweweler"])
@@ -72,10 +73,23 @@ def main(argv: list[str]) -> int:
     p.add_argument("--pooling", choices=("mean", "meanstd"), default="meanstd")
     p.add_argument("--json", help="also write the rows to this JSON file")
     args = p.parse_args(argv)
-    torch.set_grad_enabled(False)
+    with torch.no_grad():  # never left switched off for the caller (e.g. a test run in the same process)
+        return _run(args)
 
-    base = load_recipe(args.recipe)
-    utts = load_utterances(args.data)
+
+def _run(args) -> int:
+    from multissl.recipes import load_recipe
+    from multissl.speech.data import compute_log_mels, load_utterances, segment_utterances
+    from multissl.speech.probes import keyword_split, probe, speaker_split, utterance_features
+    from multissl.speech.tasks import build_method, fbank_config, with_val_in_train
+
+
+    base = load_recipe(args.recipe, args.set)
+    labels = args.labels or base.config.data.labels
+    seconds = base.config.data.segment_seconds if args.segment_seconds is None else args.segment_seconds
+    utts = load_utterances(args.data, labels)
+    if seconds > 0:
+        utts = segment_utterances(utts, seconds)
     t = time.perf_counter()
     feats_by_frontend: dict[str, list[torch.Tensor]] = {}
 

@@ -13,10 +13,9 @@ import hashlib
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from multissl.errors import DataError
-from multissl.eval import linear_probe
+from multissl.eval import layer_weighted_probe, linear_probe
 from multissl.speech.data import Utterance, collate_frames
 from multissl.speech.models import pool
 
@@ -145,44 +144,13 @@ def _encode(labels: list[str], split: Split) -> tuple[torch.Tensor, int]:
     return torch.tensor([index.get(lab, -1) for lab in labels]), len(classes)
 
 
-def _acc(scores: torch.Tensor, y: torch.Tensor) -> float:
-    return float((scores.argmax(1) == y).float().mean()) if len(y) else float("nan")
-
-
 def weighted_layer_probe(x: torch.Tensor, y: torch.Tensor, split: Split, num_classes: int, epochs: int = 300,
                          lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0) -> dict[str, float]:
-    """SUPERB-style probe: softmax weights over the S hidden states + one linear layer, full-batch Adam;
-    reports test accuracy at the epoch of best validation accuracy (never selected on test)."""
-    g = torch.Generator().manual_seed(seed)
-    tr = torch.tensor(split.train)
-    mean, std = x[tr].mean(0, keepdim=True), x[tr].std(0, keepdim=True).clamp_min(1e-6)
-    z = (x - mean) / std  # per-state standardisation with train statistics
-    logits_w = torch.zeros(x.shape[1], requires_grad=True)
-    layer = torch.nn.Linear(x.shape[2], num_classes)
-    with torch.no_grad():
-        torch.nn.init.xavier_uniform_(layer.weight, generator=g)
-        layer.bias.zero_()
-    opt = torch.optim.Adam([logits_w, *layer.parameters()], lr=lr, weight_decay=weight_decay)
-
-    ztr, zva, zte = z[tr], z[torch.tensor(split.val, dtype=torch.long)], z[torch.tensor(split.test, dtype=torch.long)]
-    yva, yte = y[torch.tensor(split.val, dtype=torch.long)], y[torch.tensor(split.test, dtype=torch.long)]
-
-    def scores(zs: torch.Tensor) -> torch.Tensor:
-        return layer((zs * logits_w.softmax(0)[None, :, None]).sum(1))
-
-    best = (-1.0, float("nan"), None)
-    ytr = y[tr]
-    for _ in range(epochs):
-        with torch.enable_grad():
-            loss = F.cross_entropy(scores(ztr), ytr)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        with torch.no_grad():
-            va = _acc(scores(zva), yva) if len(yva) else 0.0
-            if va > best[0]:
-                best = (va, _acc(scores(zte), yte), logits_w.softmax(0).tolist())
-    return {"val": best[0], "test": best[1], "weights": best[2]}
+    """SUPERB-style probe (:func:`multissl.eval.layer_weighted_probe`): softmax weights over the S hidden
+    states + one linear layer on pooled features; test accuracy at the epoch of best validation accuracy.
+    Pooling is linear, so for mean pooling the weighted sum of pooled states equals SUPERB's pooling of the
+    weighted frame-level sum; the std half of mean + std pooling is a weighted sum of per-state stds."""
+    return layer_weighted_probe(x, y, split.train, split.val, split.test, num_classes, epochs, lr, weight_decay, seed)
 
 
 def probe(x: torch.Tensor, split: Split, layer: str | int = "last", weight_decay: float = 1e-4,

@@ -20,7 +20,8 @@ import torch
 
 from multissl.config import param
 from multissl.errors import DataError
-from multissl.speech.data import FrameDataset, chunk_frames, collate_frames, compute_log_mels, load_utterances
+from multissl.speech.data import (FrameDataset, chunk_frames, collate_frames, compute_log_mels, load_utterances,
+                                  segment_utterances)
 from multissl.speech.features import FbankConfig
 from multissl.speech.methods import AlterationConfig, TeraMethod
 from multissl.speech.models import TeraEncoder
@@ -47,6 +48,11 @@ class SpeechData:
         "utterance", "input normalisation: utterance-level CMVN (paper), global (mean / std of the pre-training "
         "frames, keeps each utterance's average spectrum) or none")
     max_frames: int = param(1500, "longer utterances are cut into consecutive pieces (s3prl sequence_length)")
+    labels: Literal["words", "superb12"] = param(
+        "words", "keyword label set: every word as the layout names it, or SUPERB's 12 keyword-spotting classes "
+        "(10 commands + _unknown_ + _silence_ crops of _background_noise_; Speech Commands)")
+    segment_seconds: float = param(0.0, "cut long recordings (e.g. LibriSpeech) into segments of this length, "
+                                   "split by recording within each speaker (0: off)")
 
 
 @dataclass
@@ -99,6 +105,12 @@ def fbank_config(d: SpeechData) -> FbankConfig:
                        n_fft=d.n_fft, high_freq=d.high_freq)
 
 
+def probe_utterances(d: SpeechData, path: str) -> list:
+    """The labelled set's utterances with the recipe's label set and segmentation."""
+    utts = load_utterances(path, d.labels)
+    return segment_utterances(utts, d.segment_seconds) if d.segment_seconds > 0 else utts
+
+
 def build_method(cfg: TeraConfig) -> TeraMethod:
     m, t = cfg.model, cfg.method
     enc = TeraEncoder(cfg.data.n_mels, m.hidden, m.layers, m.heads, m.ffn, m.dropout, m.attention_dropout,
@@ -138,7 +150,7 @@ class TeraTask(Task):
     def build(self, recipe) -> TaskParts:
         cfg: TeraConfig = recipe.config
         t0 = time.perf_counter()
-        utts = load_utterances(cfg.data.fsdd)
+        utts = probe_utterances(cfg.data, cfg.data.fsdd)
         feats = compute_log_mels(utts, fbank_config(cfg.data), cfg.data.target_db)
         train_feats, counts = pretrain_features(cfg, utts, feats)
         print(f"[speech.tera] pre-training on {len(train_feats)} utterances {counts}; "
@@ -203,7 +215,7 @@ class TeraTask(Task):
 
     def embed_data(self, recipe, path: str):
         cfg: TeraConfig = recipe.config
-        utts = load_utterances(path)
+        utts = probe_utterances(cfg.data, path)
         feats = compute_log_mels(utts, fbank_config(cfg.data), cfg.data.target_db)
         return FrameDataset(feats), partial(collate_frames, normalize=cfg.data.cmvn == "utterance")
 

@@ -23,6 +23,7 @@ def _run(recipe: str, tmp_path, overrides: list[str]) -> tuple[dict, dict, dict]
     return evals[0], evals[-1], results
 
 
+@pytest.mark.learning
 def test_pairs_text_learns_code_search(tiny_text, tmp_path):
     """contrastive.pairs, a tiny random BERT (MiniLM tokenizer), 40 steps of batch 32 on 2,000 shipped
     docstring -> function pairs; validation MRR over 200 validation functions.
@@ -34,6 +35,7 @@ def test_pairs_text_learns_code_search(tiny_text, tmp_path):
     assert (tmp_path / "run" / "export" / "modules.json").exists()
 
 
+@pytest.mark.learning
 def test_supcon_audio_learns_spoken_digits(tmp_path):
     """contrastive.supcon, a tiny RANDOMLY initialised wav2vec2 on the shipped FSDD subset (180 training
     clips, 60 validation clips of take 5), 24 steps of batch 30; validation kNN and linear-probe accuracy.
@@ -47,6 +49,7 @@ def test_supcon_audio_learns_spoken_digits(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.learning
 def test_pairs_minilm_learns_code_search(tmp_path):
     """The packaged all-MiniLM-L6-v2, top 2 layers trained, 10 steps of batch 16 (slow: ~3 min on a loaded
     2-core machine). Seed 0 (42): MRR 0.711 -> 0.724 on 100 validation pairs. Seed 1: asserted +0.005."""
@@ -58,8 +61,8 @@ def test_pairs_minilm_learns_code_search(tmp_path):
 
 def test_supcon_image_pipeline_runs_and_exports(tmp_path):
     """The image path end to end (class-folder archive, SimCLR views, tiny random ViT, probes, export,
-    `multissl embed`); no learning claim: a tiny ViT from random init does not beat its random-feature kNN
-    within a CI budget (docs/notes/finetune.md)."""
+    `multissl embed`); no learning claim here: a tiny ViT from random init does not beat its untrained kNN
+    within a CI budget (docs/notes/finetune.md); `test_supcon_image_learns_cifar_classes` makes it."""
     from transformers import AutoImageProcessor, AutoModel
 
     _, _, res = _run("finetune/supcon-cifar10-vit", tmp_path, [
@@ -80,3 +83,76 @@ def test_supcon_image_pipeline_runs_and_exports(tmp_path):
     out = tmp_path / "emb.npy"
     assert main(["embed", "--run", str(tmp_path / "run"), "--data", str(tmp_path / "imgs"), "--out", str(out)]) == 0
     assert np.load(out).shape == (12, 128)
+
+
+CLASSES = ("airplane", "automobile", "bird", "cat")
+
+
+def _cifar_classes(tmp_path, classes=CLASSES):
+    """The shipped CIFAR-10 training images of ``classes`` (300 each) as a class-folder tree."""
+    import tarfile
+
+    from multissl.data import resolve_data_path
+
+    out = tmp_path / "cifar"
+    with tarfile.open(resolve_data_path("cifar10-mini/train.tar.gz")) as tar:
+        members = [m for m in tar.getmembers() if m.isfile() and m.name.split("/")[1] in classes]
+        tar.extractall(out, members=members, filter="data")
+    return out / "train"
+
+
+def untrained_image_knn(recipe_args: list[str], seed: int) -> float:
+    """Validation kNN of the run's initial weights, batch-norm statistics re-estimated on the (unaugmented)
+    training images (a fresh network's 0 / 1 running statistics would credit training with what is only
+    normalisation; the trainer's forwards re-estimate them even at learning rate 0)."""
+    import torch
+
+    from multissl.eval.batchnorm import recalibrate_batchnorm
+    from multissl.finetune.tasks import build_encoder, labelled_splits, probe_scores
+    from multissl.recipes import load_recipe
+
+    cfg = load_recipe("finetune/supcon-cifar10-vit", [*recipe_args, f"train.seed={seed}"]).config
+    encoder = build_encoder(cfg.model, seed)
+    train, valid, _ = labelled_splits(cfg, seed=seed)
+    batches = [encoder.prepare(train.items[i : i + 64]) for i in range(0, len(train), 64)]
+    holder = torch.nn.Module()
+    holder.encoder = recalibrate_batchnorm(encoder, batches, lambda m, b: m(**b))
+    return probe_scores(holder, train, valid, cfg.eval, "val/")["val/knn_acc"]
+
+
+def image_supcon_gain(tmp_path, seed: int, model: str = "tiny:resnet") -> tuple[float, float, float]:
+    """(untrained kNN with re-estimated batch norm, the run's step-0 kNN, the run's last kNN) of the fast
+    image configuration (see the test); ``model`` = tiny:vit / tiny:convnext for the note's comparison."""
+    args = [f"data.train={_cifar_classes(tmp_path)}", "data.test=null", "data.valid_fraction=0.25",
+            f"model.name={model}", "train.batch_size=64", "train.lr=2e-3", "train.warmup_ratio=0.1"]
+    first, last, _ = _run("finetune/supcon-cifar10-vit", tmp_path, [
+        *args, "train.max_steps=40", "train.eval_every=40", f"train.seed={seed}"])
+    return untrained_image_knn(args, seed), first["val/knn_acc"], last["val/knn_acc"]
+
+
+@pytest.mark.learning
+def test_supcon_image_learns_cifar_classes(tmp_path):
+    """contrastive.supcon on images, the recipe's views (Khosla et al.'s two crops), a tiny RANDOMLY
+    initialised ResNet (AutoModel from a ResNetConfig: batch norm, the reference code's architecture
+    family; the LayerNorm-only tiny ViT / ConvNeXt do not beat their untrained kNN within a CI budget,
+    see docs/notes/finetune.md), 40 steps of batch 64 on 900 shipped training images of 4 classes,
+    validation kNN on the other 300.
+    Baseline: the same initial weights with batch-norm statistics re-estimated on the training images.
+    Seed 0: untrained 57.7 (50.0 with the fresh 0 / 1 statistics) -> 63.7 after 40 steps (+6.0 = 18 images).
+    Seed 1: asserted +3.0 (half of seed 0)."""
+    untrained, _, last = image_supcon_gain(tmp_path, seed=1)
+    assert last > untrained + 3.0, (untrained, last)
+
+
+@pytest.mark.slow
+@pytest.mark.learning
+def test_supcon_vit_learns_cifar_slowly(tmp_path):
+    """The smallest tiny-ViT configuration seen to beat its untrained kNN (slow: ~4 min on a quiet 2-core
+    CPU, 12 min measured at load ~17): the recipe (tiny random ViT, patch 4, Khosla et al.'s views, head MLP->128,
+    temperature 0.1, AdamW 1e-3 wd 0.05), 200 steps of batch 128 on 2,700 CIFAR-10 images, validation kNN
+    on the held-out 300 at the last step vs step 0 (no batch norm: step 0 is the untrained model).
+    Seed 0: 26.7 -> 29.0 (+2.3 = 7 images). Seed 1: asserted +1.15 (half of seed 0); measured 24.0 -> 25.3
+    (+1.3 = 4 images: a thin pass)."""
+    first, last, _ = _run("finetune/supcon-cifar10-vit", tmp_path, [
+        "train.max_steps=200", "train.eval_every=100", "data.test=null", "train.seed=1"])
+    assert last["val/knn_acc"] > first["val/knn_acc"] + 1.15, (first, last)
