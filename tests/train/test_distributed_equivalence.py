@@ -3,7 +3,10 @@ process on the same global batch. What makes it equal: the same data order (glob
 rank), per-sample augmentations seeded by (seed, step, micro-batch) rather than by rank
 (``batch_rand``), NT-Xent over gathered embeddings, ``train.sync_batchnorm`` (global-batch BatchNorm
 statistics), DDP's mean of gradients, and the logged loss averaged over processes. Only float
-summation order differs: the tolerance is 1e-4 on losses of about 3-4."""
+summation order differs, and the optimizer amplifies it step by step: on one install the gap was
+4.8e-6 at step 4, on a fresh install of the same pins (newer accelerate / numpy) 1.6e-4 (steps 1-3:
+0, 5e-7, 2e-6). The tolerance is 1e-3 on losses of about 3-4; the defects it guards against are far
+above it (without sync batch norm the gap was up to 0.139 when this test was written)."""
 
 import json
 import os
@@ -31,5 +34,5 @@ def test_two_processes_match_one_process_on_the_global_batch(tmp_path):
     assert two.returncode == 0, err[-3000:]
     a, b = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert len(a) == len(b) == 4
-    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-4, (a, b)
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-3, (a, b)
     assert a[0] != a[-1]  # the weights moved: later steps compare trained models
