@@ -30,7 +30,7 @@ Deviations from the reference code:
   SimCSE's ``cl_forward`` instead gathers without gradients, puts the local chunk back, and every
   process computes the full global loss: its gradients are 1/world of the global loss's after DDP's mean;
   sentence-transformers' ``gather_across_devices`` (off by default there) takes local rows too. SupCon
-  (below) does not gather: its label mask is built from the local batch.
+  (below) gathers the same way: local anchors against every process's views and labels.
 """
 
 from __future__ import annotations
@@ -181,16 +181,30 @@ class SupCon(ContrastiveEmbedder):
     Batch: ``views`` (a list of V prepared inputs of the same B samples; text passes the same tokens
     twice, so dropout makes the views) and ``labels`` (B,). Anchors: all V*B views; positives: every
     other view with the same label; the anchor itself leaves the denominator.
+
+    ``gather`` (on by default): across processes each process's anchors are scored against the views
+    and labels of ALL processes (gathered with gradients), so with DDP's mean of gradients the loss and
+    gradients equal one process on the global batch (the reference code, ``HobbitLong/SupContrast``,
+    trains on one node without gathering; Khosla et al. used large multi-device batches).
     """
+
+    def __init__(self, *args: Any, gather: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gather = gather
 
     def forward(self, batch: dict[str, Any]) -> LossOutput:
         views = batch["views"]
         z = torch.cat([self.encode_train(v) for v in views], 0)  # (V*B, D)
         labels = batch["labels"].repeat(len(views))  # (V*B,)
-        eye = torch.eye(z.shape[0], dtype=torch.bool, device=z.device)
-        positives = (labels[:, None] == labels[None, :]) & ~eye
+        gathered = self.gather and world_size() > 1
+        keys = gather_with_grad(z) if gathered else z  # (world*V*B, D), rank-major
+        key_labels = all_gather_no_grad(labels) if gathered else labels
+        rows = torch.arange(z.shape[0], device=z.device)
+        own = torch.zeros(z.shape[0], keys.shape[0], dtype=torch.bool, device=z.device)
+        own[rows, rows + (rank() * z.shape[0] if gathered else 0)] = True  # each anchor's own column
+        positives = (labels[:, None] == key_labels[None, :].to(labels.device)) & ~own
         t = self.temperature()
-        loss = info_nce(z, z, temperature=t, positive_mask=positives, false_negative_mask=eye)
+        loss = info_nce(z, keys, temperature=t, positive_mask=positives, false_negative_mask=own)
         with torch.no_grad():  # collapse monitor: 1.0 = every embedding the same (loss log(V*B - 1))
             zn = F.normalize(z.detach().float(), dim=-1)
             cos = ((zn @ zn.T).sum() - zn.shape[0]) / max(1, zn.shape[0] * (zn.shape[0] - 1))

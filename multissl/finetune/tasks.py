@@ -319,6 +319,8 @@ class SupConParams:
     head: Head = param("mlp", "projection head (Khosla et al.: MLP to 128), probed before it by default")
     head_dim: int | None = param(128, "output width of the head")
     gradcache_chunk: int = param(0, "GradCache chunk size (0 = off)")
+    gather: bool = param(True, "across processes, score each anchor against every process's views and labels "
+                               "(the global batch)")
 
 
 @dataclass
@@ -405,7 +407,8 @@ class SupConTask(Task):
         rate = cfg.data.sampling_rate or int(getattr(getattr(encoder, "feature_extractor", None), "sampling_rate", 16000))
         train, valid, test = labelled_splits(cfg, rate, recipe.train.seed)
         if m.loss == "supcon":
-            method = SupCon(encoder, m.head, m.head_dim, m.temperature, m.learnable_temperature, m.gradcache_chunk)
+            method = SupCon(encoder, m.head, m.head_dim, m.temperature, m.learnable_temperature, m.gradcache_chunk,
+                            gather=m.gather)
         else:
             method = CrossEntropyFineTune(encoder, len(train.classes), m.head, m.head_dim, m.gradcache_chunk)
         augment = batch_views = None

@@ -1,6 +1,6 @@
 """PairsContrastive on a fixed global batch of 8 (anchor, positive, 2 negatives) rows, written as JSON
 to OUT: the loss, the gradients (averaged over processes as DDP does) and the masked-duplicate count
-(summed over processes), for several method settings. Run with 1 process (plain python: the global
+(summed over processes), for several method settings, and SupCon's loss and gradients on two views of the same rows. Run with 1 process (plain python: the global
 batch) or 2 processes (torchrun, gloo: 4 rows each): ``python tests/finetune/dist_pairs_worker.py OUT``.
 Row 1's positive text reappears as a negative of row 6 and row 6's anchor as row 2's positive, so the
 duplicate mask has to look across processes."""
@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from multissl.finetune.methods import PairsContrastive
+from multissl.finetune.methods import PairsContrastive, SupCon
 
 B, K, L, VOCAB = 8, 2, 5, 40
 
@@ -73,6 +73,23 @@ def run(out: str) -> None:
                 t /= world
             dist.all_reduce(masked)
         results[name] = {"loss": loss.item(), "grads": grads.tolist(), "masked": masked.item()}
+    # SupCon: two views of B samples with labels whose classes span both processes
+    labels = torch.tensor([0, 1, 0, 2, 1, 2, 0, 1])
+    local_sc = {"views": [{"input_ids": full["anchor"][rows]}, {"input_ids": full["positive"][rows]}],
+                "labels": labels[rows]}
+    for name, kw in {"supcon": {}, "supcon_gradcache": {"gradcache_chunk": 2},
+                     "supcon_local_only": {"gather": False}}.items():
+        torch.manual_seed(0)
+        method = SupCon(BagEncoder(), head="linear", temperature=0.1, **kw)
+        out_ = method(local_sc)
+        out_.loss.backward()
+        loss = out_.loss.detach().reshape(1)
+        grads = torch.cat([p.grad.reshape(-1) for p in method.parameters() if p.grad is not None])
+        if dist_on:
+            for t in (loss, grads):
+                dist.all_reduce(t)
+                t /= world
+        results[name] = {"loss": loss.item(), "grads": grads.tolist()}
     if rank == 0:
         with open(out, "w") as f:
             json.dump(results, f)

@@ -1,7 +1,7 @@
 """contrastive.pairs across processes: 2 processes (torchrun, gloo, 4 rows each) give the loss and the
 DDP-averaged gradients of 1 process on the global batch of 8, with the duplicate mask applied across
-processes (a positive of rank 0 is a negative of rank 1), also through GradCache. Without gathering
-they differ."""
+processes (a positive of rank 0 is a negative of rank 1), also through GradCache; SupCon likewise (its
+label positives span processes). Without gathering they differ."""
 
 import json
 import os
@@ -37,3 +37,8 @@ def test_two_processes_match_one_process_on_the_global_batch(tmp_path):
     # local-only keys (gather off) is a different loss: the equality above is not automatic
     assert abs(a["local_only"]["loss"] - b["local_only"]["loss"]) > 1e-3
     assert not _close(a["local_only"]["grads"], b["local_only"]["grads"], 1e-4)
+    # SupCon gathers the same way: equal with gathering (also through GradCache), different without
+    for name in ("supcon", "supcon_gradcache"):
+        assert abs(a[name]["loss"] - b[name]["loss"]) < 1e-5, (name, a[name]["loss"], b[name]["loss"])
+        assert _close(a[name]["grads"], b[name]["grads"], 1e-5), name
+    assert abs(a["supcon_local_only"]["loss"] - b["supcon_local_only"]["loss"]) > 1e-3
