@@ -12,24 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 METRICS = ("untrained val/knn_acc", "untrained val/linear_acc", "val/knn_acc", "val/linear_acc", "test/knn_acc", "test/linear_acc")
 
 
-def _t95(n: int) -> float:
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, n - 1)) if n > 1 else float("nan")
-
-
 def summary(values: list[float]) -> tuple[float, float, float]:
     """(mean, sample sd, half-width of the 95 % t-interval of the mean)."""
-    n = len(values)
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
-    return mean, sd, _t95(n) * sd / math.sqrt(n) if n > 1 else float("nan")
+    from multissl.eval.seeds import seed_summary
+
+    return seed_summary(values)
 
 
 def read(run: str) -> dict[str, float]:

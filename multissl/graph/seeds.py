@@ -41,7 +41,7 @@ def _seeds(text: str) -> list[int]:
 def summarize(rows: list[dict], level: float = 0.95) -> dict[str, tuple[float, float, float, float]]:
     """Per metric: (mean, population std as GraphMAE reports it, and a two-sided Student-t interval at
     ``level`` for the mean over seeds, from the SAMPLE std; (nan, nan) with one seed)."""
-    from scipy import stats
+    from multissl.eval.seeds import t_half_width
 
     keys = sorted({k for r in rows for k in r if k not in ("seed",) and isinstance(r[k], (int, float))})
     out = {}
@@ -49,7 +49,7 @@ def summarize(rows: list[dict], level: float = 0.95) -> dict[str, tuple[float, f
         vals = [float(r[k]) for r in rows if k in r]
         m = statistics.mean(vals)
         if len(vals) > 1:
-            half = float(stats.t.ppf(0.5 + level / 2, len(vals) - 1)) * statistics.stdev(vals) / len(vals) ** 0.5
+            half = t_half_width(vals, level)
             out[k] = (m, statistics.pstdev(vals), m - half, m + half)
         else:
             out[k] = (m, 0.0, float("nan"), float("nan"))

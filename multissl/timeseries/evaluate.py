@@ -47,11 +47,11 @@ def paired_differences(base: list[tuple[float, float]], other: list[tuple[float,
     """Per-seed test MSE differences ``other - base`` (same seed, hence the same initial forecaster and
     batches): mean, sample std, a two-sided Student-t interval at ``level`` over the seeds, and how
     many seeds the other regime is worse on (a positive difference = worse, MSE is lower-better)."""
-    from scipy import stats
+    from multissl.eval.seeds import t_half_width
 
     d = [o[0] - b[0] for b, o in zip(base, other, strict=True)]
     m, sd = _mean_sd(d)
-    half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1)) * sd / math.sqrt(len(d)) if len(d) > 1 else float("nan")
+    half = t_half_width(d, level)
     return {"mean": m, "sd": sd, "lo": m - half, "hi": m + half, "worse": sum(x > 0 for x in d), "n": len(d),
             "diffs": d}
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from multissl.eval.seeds import t_half_width
 from multissl.pointcloud.io import (
     cam_boxes_to_lidar,
     read_kitti_calib,
@@ -43,7 +43,6 @@ SILVER = ["000004", "000005", "000006", "000015", "000019", "000020", "000021"]
 UNLABELLED = ["000076", "000089", "000142", "000152"]
 GRID = Grid(40.0, 0.8)
 SPEC = TransformSpec(rotation="classify", flip="classify", scale="dense", translate="dense")
-T95 = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78}  # two-sided 95 % Student t for n - 1 degrees of freedom
 
 
 def _crop(points: np.ndarray) -> np.ndarray:
@@ -100,7 +99,7 @@ def _interval(vals: list[float]) -> str:
     mean = statistics.mean(vals)
     if len(vals) < 2:
         return f"{mean:.3f}"
-    half = T95.get(len(vals), 2.0) * statistics.stdev(vals) / math.sqrt(len(vals))
+    half = t_half_width(vals)
     return f"{mean:.3f} ± {half:.3f}"
 
 

@@ -30,24 +30,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-T95 = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78}  # two-sided 95 % Student t, n - 1 degrees of freedom
+from multissl.eval.seeds import seed_summary
+
 SVM_C = (0.001, 0.01, 0.1, 1.0)
 CROP_SCALE_M = 3.0  # centre3m: metric size kept, divided by a fixed 3 m (fixed a priori, not selected)
 
 
 def interval(vals: list[float]) -> dict[str, float]:
-    mean = statistics.mean(vals)
-    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    half = T95.get(len(vals), 2.0) * sd / math.sqrt(len(vals)) if len(vals) > 1 else float("nan")
-    return {"mean": mean, "std": sd, "ci95": half, "n": len(vals)}
+    mean, sd, half = seed_summary(vals)
+    return {"mean": mean, "std": sd if len(vals) > 1 else 0.0, "ci95": half, "n": len(vals)}
 
 
 # -- real LiDAR crops --------------------------------------------------------------------------------
