@@ -108,13 +108,17 @@ def test_graphmae_cora_beats_random_init(tmp_path):
     assert (tmp_path / "run" / "export" / "graph.pt").exists()
 
 
+def _gowalla_slice_metrics(recipe_name: str, tmp_path) -> dict:
+    """Final metrics of ``recipe_name`` on the shipped Gowalla slice: 2 epochs of batch 1,024, seed 0."""
+    torch.set_num_threads(1)
+    recipe = load_recipe(recipe_name, ["data.path=gowalla/slice", "train.epochs=2", "train.batch_size=1024",
+                                       "train.progress=false", "train.seed=0"])
+    return run_recipe(recipe, run_dir=str(tmp_path / "run"))["metrics"]
+
+
 def test_xsimgcl_gowalla_slice_beats_baselines(tmp_path):
     """XSimGCL on the shipped Gowalla slice, 2 epochs: Recall@20 well above most-popular and untrained."""
-    torch.set_num_threads(1)
-    recipe = load_recipe("graph/xsimgcl-gowalla", [
-        "data.path=gowalla/slice", "train.epochs=2", "train.batch_size=1024", "train.progress=false",
-        "train.seed=0"])
-    res = run_recipe(recipe, run_dir=str(tmp_path / "run"))["metrics"]
+    res = _gowalla_slice_metrics("graph/xsimgcl-gowalla", tmp_path)
     assert res["test/recall@20"] > 1.5 * res["test/popular_recall@20"], res
     assert res["test/recall@20"] > 2.0 * res["test/untrained_recall@20"], res
     assert res["test/ndcg@20"] > res["test/popular_ndcg@20"], res
@@ -125,11 +129,7 @@ def test_lightgcn_gowalla_slice_beats_baselines(tmp_path):
     """The real LightGCN recipe on the shipped Gowalla slice, 2 epochs of batch 1,024: Recall@20 above
     most-popular and the untrained model. Margins chosen on seed 1 (0.156 vs popular 0.086, untrained
     0.007) and asserted on seed 0; Recall/NDCG are reported at every cut-off of ``eval.ks``."""
-    torch.set_num_threads(1)
-    recipe = load_recipe("graph/lightgcn-gowalla", [
-        "data.path=gowalla/slice", "train.epochs=2", "train.batch_size=1024", "train.progress=false",
-        "train.seed=0"])
-    res = run_recipe(recipe, run_dir=str(tmp_path / "run"))["metrics"]
+    res = _gowalla_slice_metrics("graph/lightgcn-gowalla", tmp_path)
     assert res["test/recall@20"] > 1.3 * res["test/popular_recall@20"], res
     assert res["test/recall@20"] > 5.0 * res["test/untrained_recall@20"], res
     assert res["test/ndcg@20"] > res["test/popular_ndcg@20"], res
