@@ -58,6 +58,38 @@ def code_fingerprint(code: str) -> str:
     return hashlib.sha1(" ".join(text.split()).encode()).hexdigest()
 
 
+def remove_docstrings(code: str) -> str:
+    """The code with the lines of its function / class docstrings removed (a body left empty gets
+    ``pass``); everything else (comments, layout, identifiers) unchanged. Unparsable code is returned as is."""
+    lines = textwrap.dedent(code).splitlines()
+    try:
+        tree = ast.parse("\n".join(lines))
+    except (SyntaxError, ValueError, RecursionError):
+        return code
+    cut: dict[int, str | None] = {}  # first line (0-based) -> replacement ("pass" line) or None
+    spans = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
+            first = node.body[0]
+            if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                    and isinstance(first.value.value, str) and first.lineno > node.lineno):
+                indent = " " * first.col_offset
+                spans.append((first.lineno - 1, first.end_lineno - 1, indent + "pass" if len(node.body) == 1 else None))
+    if not spans:
+        return code
+    drop: set[int] = set()
+    for start, end, repl in spans:
+        drop |= set(range(start, end + 1))
+        cut[start] = repl
+    out = []
+    for i, line in enumerate(lines):
+        if i in cut and cut[i] is not None:
+            out.append(cut[i])
+        elif i not in drop:
+            out.append(line)
+    return "\n".join(out)
+
+
 @dataclass
 class HeldOut:
     """Normalised queries and code fingerprints of a held-out set."""
@@ -126,10 +158,12 @@ def check_heldout(pairs: list[tuple[str, str]], paths: list[str], on_overlap: st
     return [p for i, p in enumerate(pairs) if i not in drop], counts
 
 
-def cosqa_subbase(src: str, out: str | Path, size: int, seed: int = 0) -> Path:
+def cosqa_subbase(src: str, out: str | Path, size: int | None, seed: int = 0, no_docstrings: bool = False) -> Path:
     """A smaller CoSQA-layout folder for CPU budgets: the same dev and test query files, and a code map of
-    every gold function of those files plus ``size`` - #gold seeded random others from the code base.
-    Figures on it are NOT the published protocol (fewer distractors): say so wherever they are shown."""
+    every gold function of those files plus ``size`` - #gold seeded random others from the code base
+    (``size`` None: the whole code base). Figures on it are NOT the published protocol (fewer distractors):
+    say so wherever they are shown. ``no_docstrings``: every function loses its docstring
+    (:func:`remove_docstrings`), to measure how much a model matches queries against docstrings."""
     folder = resolve_data_path(src, "CoSQA folder")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,8 +174,12 @@ def cosqa_subbase(src: str, out: str | Path, size: int, seed: int = 0) -> Path:
         gold |= {int(r["retrieval_idx"]) for r in rows}
         (out / f.name.removesuffix(".gz")).write_text(json.dumps(rows, indent=1), encoding="utf-8")
     others = sorted(set(code_map.values()) - gold)
-    keep = gold | set(random.Random(seed).sample(others, max(0, min(len(others), size - len(gold)))))
-    sub = {code: i for code, i in code_map.items() if i in keep}
+    n_others = len(others) if size is None else max(0, min(len(others), size - len(gold)))
+    keep = gold | set(random.Random(seed).sample(others, n_others))
+    sub = {(remove_docstrings(code) if no_docstrings else code): i for code, i in code_map.items() if i in keep}
+    if len(sub) != len(keep):
+        raise DataError(f"{len(keep) - len(sub)} functions became identical without docstrings: the code map "
+                        "needs one entry per function")
     (out / "code_idx_map.txt").write_text(json.dumps(sub, indent=1), encoding="utf-8")
     return out
 
@@ -158,13 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--splits", nargs="+", default=["train", "valid", "test"])
     ap.add_argument("--heldout", nargs="+", default=["code-cosqa"])
     ap.add_argument("--subbase", type=int, default=None, help="write a CoSQA folder with an N-function code base")
+    ap.add_argument("--strip-docstrings", action="store_true",
+                    help="with --out: write the CoSQA folder with every function's docstring removed")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
-    if a.subbase:
+    if a.subbase or a.strip_docstrings:
         if not a.out:
-            ap.error("--subbase needs --out")
-        print(cosqa_subbase(a.heldout[0], a.out, a.subbase, a.seed))
+            ap.error("--subbase / --strip-docstrings need --out")
+        print(cosqa_subbase(a.heldout[0], a.out, a.subbase, a.seed, a.strip_docstrings))
         return 0
     for path in a.heldout:
         h = load_heldout(path)
@@ -188,4 +228,5 @@ __all__ = [
     "find_leakage",
     "load_heldout",
     "normalise_query",
+    "remove_docstrings",
 ]

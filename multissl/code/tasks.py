@@ -68,6 +68,7 @@ class CodeSearchData:
     heldout_overlap: Literal["error", "drop"] = param("error", "on overlap with data.heldout: refuse to train, or drop those training pairs")
     query_styles: list[str] = param(["docstring"], "training-query styles: docstring (as mined), web (keyword-search rewrite), identifier (function name)")
     query_rewrite_rate: float = param(0.0, "probability that a training query is replaced by a rewrite in one of the non-docstring styles")
+    extra_train: list[str] = param([], "more training sets whose train split is added whole to data.path's (after max_train_pairs), e.g. code-conala: real Stack Overflow question titles")
 
 
 @dataclass
@@ -180,6 +181,14 @@ class _CodeSearchTask(Task):
                 log.info("dropped %s training pairs that overlap the held-out sets", overlap)
         if d.max_train_pairs and d.max_train_pairs < len(pairs):
             pairs = random.Random(d.sample_seed).sample(pairs, d.max_train_pairs)
+        for extra in d.extra_train:
+            more = load_pairs(extra, d.train_split)
+            if d.heldout:
+                more, overlap = check_heldout(more, list(d.heldout), d.heldout_overlap)
+                if any(overlap.values()):
+                    log.info("dropped %s pairs of %s that overlap the held-out sets", overlap, extra)
+            log.info("training pairs: %d from %s + %d from %s", len(pairs), d.path, len(more), extra)
+            pairs = pairs + more
         valid = load_retrieval(d.path, d.valid_split, d.codebase).slice_codebase(d.max_valid_codebase)
         alpha = float(getattr(cfg.method, "wise_alpha", 1.0))
         start = {k: v.detach().clone() for k, v in encoder.model.state_dict().items()} if alpha < 1 else None
