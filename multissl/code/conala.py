@@ -38,7 +38,7 @@ def _read_json_split(src: Path, split: str) -> list[dict]:
             members = [m for m in zf.namelist() if Path(m).name in names]
             if not members:
                 raise DataError(f"{src} holds none of {names}: is it CoNaLa's release zip?")
-            return json.loads(zf.read(sorted(members, key=len)[0]).decode("utf-8"))
+            return json.loads(zf.read(min(members, key=len)).decode("utf-8"))
     folder = src if src.is_dir() else src.parent
     for name in names:
         if (folder / name).exists():

@@ -33,20 +33,12 @@ from multissl.code.heldout import check_heldout
 from multissl.code.methods import CoCoSoDa, CodeSearchFineTune
 from multissl.code.querystyle import STYLES, QueryRewriter
 from multissl.config import param
+from multissl.core.momentum import interpolate_weights
 from multissl.encoders.hf import HFEncoder
 from multissl.encoders.masking import special_tokens_mask
 from multissl.tasks import Task, TaskParts
 
 log = logging.getLogger(__name__)
-
-
-def interpolate_weights(start: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
-    """WiSE-FT weight-space ensemble (Wortsman et al., CVPR 2022): ``alpha * tuned + (1 - alpha) * start``
-    for floating-point tensors; integer buffers (position ids) are taken from ``tuned``."""
-    if set(start) != set(tuned):
-        raise ValueError("cannot interpolate: the two state dicts hold different tensors")
-    return {k: (alpha * v + (1 - alpha) * start[k].to(v.device, v.dtype)) if v.is_floating_point() else v
-            for k, v in tuned.items()}
 
 
 @dataclass

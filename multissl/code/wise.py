@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def wise_export(start: str, tuned: str, alpha: float, out: str | Path) -> Path:
-    from multissl.code.tasks import interpolate_weights
+    from multissl.core.momentum import interpolate_weights
     from multissl.encoders.hf import HFEncoder
     from multissl.eval.modelref import exported_model
 

@@ -30,12 +30,18 @@ from multissl.core.method import (
     before_optimizer_step,
     flush_queues,
 )
-from multissl.core.momentum import MomentumSchedule, ema_update, momentum_copy
+from multissl.core.momentum import (
+    MomentumSchedule,
+    ema_update,
+    interpolate_weights,
+    momentum_copy,
+)
 from multissl.core.queue import FeatureQueue
 
 __all__ = [
     "MLP", "FeatureQueue", "LossOutput", "Method", "MomentumSchedule", "Progress", "Temperature",
     "after_optimizer_step", "all_gather_no_grad", "barlow_twins", "before_optimizer_step", "chamfer_distance",
-    "dcl", "ema_update", "flush_queues", "gather_with_grad", "info_nce", "koleo", "mix_hard_negatives",
+    "dcl", "ema_update", "flush_queues", "gather_with_grad", "info_nce", "interpolate_weights", "koleo",
+    "mix_hard_negatives",
     "momentum_copy", "nt_xent", "rank", "scaled_cosine_error", "sinkhorn_knopp", "vicreg", "world_size",
 ]

@@ -60,3 +60,12 @@ class MomentumSchedule:
             return self.base
         fraction = min(max(fraction, 0.0), 1.0)
         return self.final - (self.final - self.base) * (math.cos(math.pi * fraction) + 1) / 2
+
+
+def interpolate_weights(start: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
+    """WiSE-FT weight-space ensemble (Wortsman et al., CVPR 2022): ``alpha * tuned + (1 - alpha) * start``
+    for floating-point tensors; integer buffers (position ids) are taken from ``tuned``."""
+    if set(start) != set(tuned):
+        raise ValueError("cannot interpolate: the two state dicts hold different tensors")
+    return {k: (alpha * v + (1 - alpha) * start[k].to(v.device, v.dtype)) if v.is_floating_point() else v
+            for k, v in tuned.items()}

@@ -17,7 +17,8 @@ from multissl.code.heldout import (
     load_heldout,
 )
 from multissl.code.querystyle import QueryRewriter, identifier_query, web_style
-from multissl.code.tasks import CodeSearchCollator, interpolate_weights
+from multissl.code.tasks import CodeSearchCollator
+from multissl.core.momentum import interpolate_weights
 from multissl.encoders.hf import load_tokenizer
 from multissl.errors import DataError
 
