@@ -4,7 +4,9 @@
 BM25). ``python -m multissl.code.compare A.jsonl:MODEL B.jsonl:MODEL [--split test]`` pairs two such
 columns query by query (the files must hold the same queries against the same code base, checked), and
 prints mean(RR_A) - mean(RR_B) with the same paired bootstrap 95% interval as ``eval code --model A B``
-(1,000 resamples over queries, seed 0).
+(1,000 resamples over queries, seed 0). With several A files (one per training seed), ``A1 A2 A3 B``
+prints each seed's paired difference and their mean with a Student-t 95% interval over seeds (the
+seed-to-seed spread, which the bootstrap over queries does not see).
 """
 
 from __future__ import annotations
@@ -53,15 +55,31 @@ def paired(a_spec: str, b_spec: str, split: str, cutoff: int | None, n_boot: int
             "a_minus_b": {"value": d.value, "low": d.low, "high": d.high, "excludes_zero": d.excludes_zero()}}
 
 
+def over_seeds(a_specs: list[str], b_spec: str, split: str, cutoff: int | None) -> dict:
+    """Each A run's paired difference to B, and their mean with a Student-t 95% interval over the runs."""
+    from multissl.eval.seeds import seed_summary
+
+    runs = [paired(a, b_spec, split, cutoff) for a in a_specs]
+    diffs = [r["a_minus_b"]["value"] for r in runs]
+    mean, sd, half = seed_summary(diffs)
+    return {"split": split, "runs": len(runs), "per_run": runs,
+            "a_minus_b_over_runs": {"mean": mean, "sd": sd, "low": mean - half, "high": mean + half,
+                                    "positive_runs": sum(d > 0 for d in diffs),
+                                    "runs_excluding_zero": sum(r["a_minus_b"]["excludes_zero"] for r in runs)}}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("a", help="FILE[:MODEL] of the first model")
-    p.add_argument("b", help="FILE[:MODEL] of the second model")
+    p.add_argument("files", nargs="+", metavar="FILE[:MODEL]",
+                   help="A B (one run each), or A1 A2 ... B (A's runs over seeds; the LAST file is the reference B)")
     p.add_argument("--split", default="test")
     p.add_argument("--mrr-cutoff", default="none", help="'none' (CoSQA) or a number (1000: CodeSearchNet / ours)")
     a = p.parse_args(argv)
+    if len(a.files) < 2:
+        p.error("give at least two files: A B")
     cutoff = None if a.mrr_cutoff == "none" else int(a.mrr_cutoff)
-    out = paired(a.a, a.b, a.split, cutoff)
+    *a_specs, b_spec = a.files
+    out = paired(a_specs[0], b_spec, a.split, cutoff) if len(a_specs) == 1 else over_seeds(a_specs, b_spec, a.split, cutoff)
     print(json.dumps(out))
     return 0
 

@@ -129,3 +129,28 @@ def test_robust_recipe_trains_on_real_searches_and_selects_on_their_validation_s
                                    "requests.post(url, data=DATA, headers=HEADERS_DICT, auth=(username, password))") in pairs
     titles = {q for q, _ in load_pairs("code-conala", "valid")}
     assert not titles & {q for q, _ in pairs}
+
+
+def _rank_file(path, ranks, model="m", split="test"):
+    with open(path, "w") as fh:
+        for i, r in enumerate(ranks):
+            fh.write(json.dumps({"split": split, "query_index": i, "query": f"q{i}", "gold": i, "ranks": {model: r, "bm25": 9}}) + "\n")
+    return str(path)
+
+
+def test_compare_pairs_rank_files_and_summarises_seeds(tmp_path):
+    from multissl.code.compare import over_seeds, paired
+
+    n = 60
+    base = _rank_file(tmp_path / "base.jsonl", [2] * n)  # RR 0.5 everywhere
+    better = [_rank_file(tmp_path / f"a{s}.jsonl", [1] * (n - k) + [2] * k) for s, k in enumerate((0, 10, 20))]
+    one = paired(better[0], base, "test", None)
+    assert one["a_minus_b"]["value"] == pytest.approx(0.5) and one["a_minus_b"]["excludes_zero"]
+    out = over_seeds(better, base, "test", None)
+    diffs = [r["a_minus_b"]["value"] for r in out["per_run"]]
+    assert diffs == pytest.approx([0.5, 0.5 * 50 / 60, 0.5 * 40 / 60])
+    s = out["a_minus_b_over_runs"]
+    assert s["mean"] == pytest.approx(sum(diffs) / 3) and s["low"] < s["mean"] < s["high"] and s["positive_runs"] == 3
+    other = _rank_file(tmp_path / "other.jsonl", [2] * (n - 1))  # a different query set: not paired
+    with pytest.raises(Exception, match="same queries"):
+        paired(other, base, "test", None)
