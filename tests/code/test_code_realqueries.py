@@ -133,8 +133,7 @@ def test_robust_recipe_trains_on_real_searches_and_selects_on_their_validation_s
 
 def _rank_file(path, ranks, model="m", split="test"):
     with open(path, "w") as fh:
-        for i, r in enumerate(ranks):
-            fh.write(json.dumps({"split": split, "query_index": i, "query": f"q{i}", "gold": i, "ranks": {model: r, "bm25": 9}}) + "\n")
+        fh.writelines(json.dumps({"split": split, "query_index": i, "query": f"q{i}", "gold": i, "ranks": {model: r, "bm25": 9}}) + "\n" for i, r in enumerate(ranks))
     return str(path)
 
 
