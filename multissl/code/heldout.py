@@ -38,12 +38,18 @@ def normalise_query(text: str) -> str:
     return " ".join(_WORDS.findall(text.lower()))
 
 
-def _strip_docstrings(tree: ast.AST) -> None:
+def _docstrings(tree: ast.AST):
+    """(function or class node, its docstring statement) for every docstring in ``tree``."""
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
             first = node.body[0]
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
-                node.body = node.body[1:] or [ast.Pass()]
+                yield node, first
+
+
+def _strip_docstrings(tree: ast.AST) -> None:
+    for node, _ in list(_docstrings(tree)):
+        node.body = node.body[1:] or [ast.Pass()]
 
 
 def code_fingerprint(code: str) -> str:
@@ -66,28 +72,16 @@ def remove_docstrings(code: str) -> str:
         tree = ast.parse("\n".join(lines))
     except (SyntaxError, ValueError, RecursionError):
         return code
-    cut: dict[int, str | None] = {}  # first line (0-based) -> replacement ("pass" line) or None
-    spans = []
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
-            first = node.body[0]
-            if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
-                    and isinstance(first.value.value, str) and first.lineno > node.lineno):
-                indent = " " * first.col_offset
-                spans.append((first.lineno - 1, first.end_lineno - 1, indent + "pass" if len(node.body) == 1 else None))
-    if not spans:
-        return code
     drop: set[int] = set()
-    for start, end, repl in spans:
-        drop |= set(range(start, end + 1))
-        cut[start] = repl
-    out = []
-    for i, line in enumerate(lines):
-        if i in cut and cut[i] is not None:
-            out.append(cut[i])
-        elif i not in drop:
-            out.append(line)
-    return "\n".join(out)
+    replace: dict[int, str] = {}  # a body that held only its docstring keeps a ``pass`` on its first line
+    for node, doc in _docstrings(tree):
+        if doc.lineno > node.lineno:  # a docstring on the ``def`` line itself is left alone
+            drop |= set(range(doc.lineno - 1, doc.end_lineno))
+            if len(node.body) == 1:
+                replace[doc.lineno - 1] = " " * doc.col_offset + "pass"
+    if not drop:
+        return code
+    return "\n".join(replace.get(i, line) for i, line in enumerate(lines) if i not in drop or i in replace)
 
 
 @dataclass
@@ -139,15 +133,18 @@ def find_leakage(pairs: list[tuple[str, str]], heldout: HeldOut) -> Leakage:
     return Leakage(q_hits, c_hits)
 
 
-def check_heldout(pairs: list[tuple[str, str]], paths: list[str], on_overlap: str = "error") -> tuple[list[tuple[str, str]], dict[str, int]]:
+def check_heldout(pairs: list[tuple[str, str]], heldout: list[str | HeldOut], on_overlap: str = "error") -> tuple[list[tuple[str, str]], dict[str, int]]:
     """Training pairs with no held-out query or code: ``error`` raises on any overlap, ``drop`` removes it.
-    Returns the pairs kept and the counts found per held-out set."""
+    ``heldout``: paths, or sets already read by :func:`load_heldout` (to check several training sets
+    against one read). Returns the pairs kept and the counts found per held-out set."""
     if on_overlap not in ("error", "drop"):
         raise DataError(f"data.heldout_overlap must be 'error' or 'drop', got '{on_overlap}'")
     counts: dict[str, int] = {}
     drop: set[int] = set()
-    for path in paths:
-        leak = find_leakage(pairs, load_heldout(path))
+    for h in heldout:
+        h = load_heldout(h) if isinstance(h, str) else h
+        path = h.name
+        leak = find_leakage(pairs, h)
         counts[path] = len(leak.indices)
         if leak.indices and on_overlap == "error":
             i = min(leak.indices)

@@ -29,7 +29,7 @@ from multissl.code.data import (
     read_records,
 )
 from multissl.code.evaluate import evaluate_retrieval
-from multissl.code.heldout import check_heldout
+from multissl.code.heldout import check_heldout, load_heldout
 from multissl.code.methods import CoCoSoDa, CodeSearchFineTune
 from multissl.code.querystyle import STYLES, QueryRewriter
 from multissl.config import param
@@ -166,19 +166,22 @@ class _CodeSearchTask(Task):
         d, e = cfg.data, cfg.eval
         encoder = HFEncoder(cfg.model.name_or_path, pooling=cfg.model.pooling, max_length=d.code_length)
         method = self.make_method(cfg, encoder)
-        pairs = load_pairs(d.path, d.train_split)
-        if d.heldout:
-            pairs, overlap = check_heldout(pairs, list(d.heldout), d.heldout_overlap)
+        heldout = [load_heldout(h) for h in d.heldout]  # read once, checked against every training set
+
+        def training_pairs(source: str) -> list[tuple[str, str]]:
+            found = load_pairs(source, d.train_split)
+            if not heldout:
+                return found
+            kept, overlap = check_heldout(found, heldout, d.heldout_overlap)
             if any(overlap.values()):
-                log.info("dropped %s training pairs that overlap the held-out sets", overlap)
+                log.info("dropped %s pairs of %s that overlap the held-out sets", overlap, source)
+            return kept
+
+        pairs = training_pairs(d.path)
         if d.max_train_pairs and d.max_train_pairs < len(pairs):
             pairs = random.Random(d.sample_seed).sample(pairs, d.max_train_pairs)
         for extra in d.extra_train:
-            more = load_pairs(extra, d.train_split)
-            if d.heldout:
-                more, overlap = check_heldout(more, list(d.heldout), d.heldout_overlap)
-                if any(overlap.values()):
-                    log.info("dropped %s pairs of %s that overlap the held-out sets", overlap, extra)
+            more = training_pairs(extra)
             log.info("training pairs: %d from %s + %d from %s", len(pairs), d.path, len(more), extra)
             pairs = pairs + more
         valid = load_retrieval(d.path, d.valid_split, d.codebase).slice_codebase(d.max_valid_codebase)
