@@ -2,7 +2,8 @@
 
 ``multissl eval code ... --per-query A.jsonl`` writes each query's rank for every model of the call (and
 BM25). ``python -m multissl.code.compare A.jsonl:MODEL B.jsonl:MODEL [--split test]`` pairs two such
-columns query by query (the files must hold the same queries against the same code base, checked), and
+columns query by query (the files must hold the same queries with the same gold code index, checked: a
+different code base or order shows as different gold indices), and
 prints mean(RR_A) - mean(RR_B) with the same paired bootstrap 95% interval as ``eval code --model A B``
 (1,000 resamples over queries, seed 0). With several A files (one per training seed), ``A1 A2 A3 B``
 prints each seed's paired difference and their mean with a Student-t 95% interval over seeds (the
@@ -19,8 +20,9 @@ import torch
 from multissl.errors import DataError
 
 
-def read_column(spec: str, split: str) -> tuple[list[str], torch.Tensor]:
-    """Queries and ranks of ``FILE:MODEL`` (MODEL optional when the file holds one model besides bm25)."""
+def read_column(spec: str, split: str) -> tuple[list[tuple[str, int]], torch.Tensor]:
+    """(query, gold index) pairs and ranks of ``FILE:MODEL`` (MODEL optional when the file holds one model
+    besides bm25)."""
     path, model = spec.rsplit(":", 1) if ":" in spec else (spec, "")
     with open(path, encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh if line.strip()]
@@ -36,7 +38,7 @@ def read_column(spec: str, split: str) -> tuple[list[str], torch.Tensor]:
     if model not in names:
         raise DataError(f"{path} has no model '{model}' (it has {names})")
     rows.sort(key=lambda r: r["query_index"])
-    return [r["query"] for r in rows], torch.tensor([r["ranks"][model] for r in rows])
+    return [(r["query"], r.get("gold")) for r in rows], torch.tensor([r["ranks"][model] for r in rows])
 
 
 def paired(a_spec: str, b_spec: str, split: str, cutoff: int | None, n_boot: int = 1000, seed: int = 0) -> dict:
@@ -46,7 +48,8 @@ def paired(a_spec: str, b_spec: str, split: str, cutoff: int | None, n_boot: int
     qa, ra = read_column(a_spec, split)
     qb, rb = read_column(b_spec, split)
     if qa != qb:
-        raise DataError("the two files do not hold the same queries in the same order: not a paired comparison")
+        raise DataError("the two files do not hold the same queries with the same gold codes in the same order "
+                        "(another split, query set or code base): not a paired comparison")
     rra, rrb = reciprocal_ranks(ra, cutoff), reciprocal_ranks(rb, cutoff)
     d = bootstrap_paired(rra, rrb, n_boot, seed)
     ia, ib = bootstrap_mean(rra, n_boot, seed), bootstrap_mean(rrb, n_boot, seed)

@@ -153,3 +153,7 @@ def test_compare_pairs_rank_files_and_summarises_seeds(tmp_path):
     other = _rank_file(tmp_path / "other.jsonl", [2] * (n - 1))  # a different query set: not paired
     with pytest.raises(Exception, match="same queries"):
         paired(other, base, "test", None)
+    shifted = tmp_path / "shifted.jsonl"  # same queries, gold indices of another code base: not paired
+    shifted.write_text("".join(line.replace('"gold": ', '"gold": 1') for line in open(base)))
+    with pytest.raises(Exception, match="same gold codes"):
+        paired(str(shifted), base, "test", None)
