@@ -5,6 +5,7 @@ docstring-stripped CoSQA check (functions without their docstrings)."""
 import gzip
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -154,6 +155,6 @@ def test_compare_pairs_rank_files_and_summarises_seeds(tmp_path):
     with pytest.raises(Exception, match="same queries"):
         paired(other, base, "test", None)
     shifted = tmp_path / "shifted.jsonl"  # same queries, gold indices of another code base: not paired
-    shifted.write_text("".join(line.replace('"gold": ', '"gold": 1') for line in open(base)))
+    shifted.write_text(Path(base).read_text().replace('"gold": ', '"gold": 1'))
     with pytest.raises(Exception, match="same gold codes"):
         paired(str(shifted), base, "test", None)
